@@ -1,0 +1,3 @@
+//! strongSwan's VICI protocol: the codec ([`wire`]), typed views ([`sa`]) and the smol client.
+
+pub mod wire;

@@ -1,0 +1,1 @@
+//! VICI packet and message codec (placeholder, being written).
