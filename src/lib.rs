@@ -1,7 +1,10 @@
 //! swandog: a small agent beside strongSwan's `charon` on low-end routers.
 //!
-//! Layout (see ARCHITECTURE in the README): bytes in [`vici::wire`], decisions in the sans-I/O
-//! [`agent`], side effects only in the smol shell ([`vici::client`], [`report`], `main.rs`).
+//! Layout: bytes in [`vici::wire`], decisions in the sans-I/O [`agent`], side effects only in the
+//! smol shell ([`vici::client`], [`report`], `main.rs`).
 
+pub mod agent;
 pub mod limits;
+pub mod report;
+pub mod sample;
 pub mod vici;

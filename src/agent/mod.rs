@@ -1,0 +1,6 @@
+//! The sans-I/O brain of swandog: takes load samples, SA events and `now`, returns actions.
+//!
+//! Nothing in here touches a socket, a clock or a file; the smol shell in `main.rs` feeds it.
+
+/// Monotonic time in milliseconds since the agent started (the shell's clock, simulated in tests).
+pub type Millis = u64;

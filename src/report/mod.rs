@@ -1,0 +1,1 @@
+//! How swandog speaks: syslog lines and the status snapshot.

@@ -1,0 +1,1 @@
+//! Samplers of outside state: CPU load from `/proc`.
