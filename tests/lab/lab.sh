@@ -200,7 +200,7 @@ our_pid() {
     [ -r "/proc/$pid/environ" ] || return 1
     state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
     [ "$state" != Z ] || return 1
-    tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "STRONGSWAN_CONF=$(conf "$site")" || return 1
+    tr '\0' '\n' 2>/dev/null < "/proc/$pid/environ" | grep -qxF "STRONGSWAN_CONF=$(conf "$site")" || return 1
     echo "$pid"
 }
 
