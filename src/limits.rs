@@ -4,3 +4,15 @@
 
 /// Largest VICI segment charon accepts or sends (its own limit).
 pub const VICI_SEGMENT_MAX_BYTES: usize = 512 * 1024;
+
+/// Deepest section nesting swandog accepts (charon's deepest list-sas nesting is 4).
+pub const VICI_SECTION_DEPTH_MAX: usize = 16;
+
+/// Longest connection / child / IKE_SA name swandog stores (pfSense names are `con12_3`).
+pub const NAME_MAX_BYTES: usize = 64;
+/// Longest address text stored (an IPv6 address with scope fits).
+pub const HOST_MAX_BYTES: usize = 48;
+/// CHILD_SAs kept per IKE_SA in one view; more are counted, not stored.
+pub const CHILD_SAS_PER_IKE_MAX: usize = 8;
+/// Longest charon log message kept.
+pub const LOG_MSG_MAX_BYTES: usize = 200;
