@@ -16,3 +16,14 @@ pub const HOST_MAX_BYTES: usize = 48;
 pub const CHILD_SAS_PER_IKE_MAX: usize = 8;
 /// Longest charon log message kept.
 pub const LOG_MSG_MAX_BYTES: usize = 200;
+
+/// Receive buffer per VICI connection; larger frames are skipped whole and counted.
+pub const VICI_RECV_BUFFER_BYTES: usize = 64 * 1024;
+/// Buffer for one outgoing command.
+pub const VICI_REQUEST_BUFFER_BYTES: usize = 1024;
+/// Hard deadline of every VICI call (a wedged charon must never hang swandog).
+pub const VICI_CALL_TIMEOUT_MS: u64 = 5_000;
+/// First delay before reconnecting to a vanished socket.
+pub const VICI_RECONNECT_MIN_MS: u64 = 250;
+/// Longest delay between reconnection attempts.
+pub const VICI_RECONNECT_MAX_MS: u64 = 30_000;

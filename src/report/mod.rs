@@ -1,1 +1,2 @@
 //! How swandog speaks: syslog lines and the status snapshot.
+pub mod table;
