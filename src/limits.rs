@@ -27,3 +27,12 @@ pub const VICI_CALL_TIMEOUT_MS: u64 = 5_000;
 pub const VICI_RECONNECT_MIN_MS: u64 = 250;
 /// Longest delay between reconnection attempts.
 pub const VICI_RECONNECT_MAX_MS: u64 = 30_000;
+
+/// Consecutive busy samples before swandog slows down (one spike is not a busy box).
+pub const THROTTLE_BUSY_ENTER_SAMPLES: u32 = 3;
+/// Consecutive quiet samples before it returns to normal pace.
+pub const THROTTLE_BUSY_LEAVE_SAMPLES: u32 = 10;
+/// How far under the busy threshold "quiet" starts, so the pace does not flap.
+pub const THROTTLE_HYSTERESIS_PERMILLE: u16 = 100;
+/// Window over which swandog's own CPU use is compared with its budget.
+pub const THROTTLE_BUDGET_WINDOW_MS: u64 = 60_000;

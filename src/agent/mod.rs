@@ -4,3 +4,4 @@
 
 /// Monotonic time in milliseconds since the agent started (the shell's clock, simulated in tests).
 pub type Millis = u64;
+pub mod throttle;
