@@ -428,7 +428,9 @@ case $CMD in
     down)     cmd_down;;
     break)    need_lab; nft_break;;
     heal)     need_lab; nft_heal;;
-    stop)     check_site "${1:-}"; need_lab; require_running "$1"; stop_charon "$1" TERM 10;;
+    stop)     check_site "${1:-}"; need_lab
+              if our_pid "$1" >/dev/null; then stop_charon "$1" TERM 10
+              else note "charon of site $1 is not running; nothing to stop"; fi;;
     start)    check_site "${1:-}"; need_lab; start_charon "$1";;
     kill)     check_site "${1:-}"; need_lab
               pid=$(our_pid "$1") || die "charon of site $1 is not running"
