@@ -36,3 +36,6 @@ pub const THROTTLE_BUSY_LEAVE_SAMPLES: u32 = 10;
 pub const THROTTLE_HYSTERESIS_PERMILLE: u16 = 100;
 /// Window over which swandog's own CPU use is compared with its budget.
 pub const THROTTLE_BUDGET_WINDOW_MS: u64 = 60_000;
+
+/// Largest status snapshot `swandog status` reads.
+pub const STATUS_FILE_MAX_BYTES: usize = 64 * 1024;

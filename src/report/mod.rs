@@ -1,2 +1,3 @@
 //! How swandog speaks: syslog lines and the status snapshot.
+pub mod status;
 pub mod table;
