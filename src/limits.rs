@@ -39,3 +39,18 @@ pub const THROTTLE_BUDGET_WINDOW_MS: u64 = 60_000;
 
 /// Largest status snapshot `swandog status` reads.
 pub const STATUS_FILE_MAX_BYTES: usize = 64 * 1024;
+
+/// CPUs whose load is tracked one by one (for the busiest-CPU figure); more count only in the
+/// aggregate.
+pub const LOAD_CPUS_MAX: usize = 8;
+/// Stack buffer for reading `/proc/stat` and `/proc/pressure/cpu`; the `cpu` lines come first,
+/// and 9 of them fit in 2 KiB even with 20-digit counters.
+pub const PROC_READ_BUFFER_BYTES: usize = 4096;
+/// Load samples kept: 10 min 40 s at the default 1 s interval, longer than a default DPD
+/// give-up (~165 s) with room to spare. 8 bytes each.
+pub const LOAD_HISTORY_SAMPLES: usize = 640;
+/// IKE_SAs whose unanswered request the DPD tracker remembers at once (oldest evicted first).
+pub const DPD_TRACKED_IKES_MAX: usize = 32;
+/// An unanswered request older than this is forgotten (a missed reply line must not stretch a
+/// verdict window past the load history).
+pub const DPD_UNANSWERED_MAX_MS: u64 = 10 * 60 * 1000;

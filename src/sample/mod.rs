@@ -1,1 +1,3 @@
 //! Samplers of outside state: CPU load from `/proc`.
+
+pub mod load;
