@@ -5,6 +5,7 @@
 /// Monotonic time in milliseconds since the agent started (the shell's clock, simulated in tests).
 pub type Millis = u64;
 
+pub mod correlate;
 pub mod diagnose;
 pub mod history;
 pub mod throttle;
