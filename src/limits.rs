@@ -54,3 +54,6 @@ pub const DPD_TRACKED_IKES_MAX: usize = 32;
 /// An unanswered request older than this is forgotten (a missed reply line must not stretch a
 /// verdict window past the load history).
 pub const DPD_UNANSWERED_MAX_MS: u64 = 10 * 60 * 1000;
+/// Verdict window when the start of the unanswered request is unknown (e.g. the log line was
+/// missed): strongSwan's default retransmissions give up ~165 s after the first request.
+pub const VERDICT_FALLBACK_WINDOW_MS: u64 = 165_000;

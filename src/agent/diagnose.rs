@@ -390,10 +390,8 @@ impl DpdTracker {
                 Some(i) => self.open[i].1.dpd = true,
                 None => self.open_new(ike, at, true, None),
             },
-            LogSignal::Retransmit { .. } => {
-                if current.is_none() {
-                    self.open_new(ike, at, false, None);
-                }
+            LogSignal::Retransmit { .. } if current.is_none() => {
+                self.open_new(ike, at, false, None)
             }
             LogSignal::GaveUp { .. } | LogSignal::DpdTimedOut => {
                 let dpd = signal == LogSignal::DpdTimedOut;
@@ -738,8 +736,18 @@ mod tests {
     fn unanswered_dpd_is_dated_from_its_first_request() {
         let mut t = DpdTracker::new();
         feed(&mut t, "con1", 10_000, "sending DPD request");
-        feed(&mut t, "con1", 14_000, "retransmit 1 of request with message ID 7");
-        feed(&mut t, "con1", 21_200, "retransmit 2 of request with message ID 7");
+        feed(
+            &mut t,
+            "con1",
+            14_000,
+            "retransmit 1 of request with message ID 7",
+        );
+        feed(
+            &mut t,
+            "con1",
+            21_200,
+            "retransmit 2 of request with message ID 7",
+        );
         feed(&mut t, "con1", 175_000, "giving up after 5 retransmits");
         let u = t.take("con1", 175_000).unwrap();
         assert_eq!(u.since, 10_000);
@@ -751,7 +759,12 @@ mod tests {
     fn an_answered_dpd_is_forgotten() {
         let mut t = DpdTracker::new();
         feed(&mut t, "con1", 10_000, "sending DPD request");
-        feed(&mut t, "con1", 10_020, "parsed INFORMATIONAL response 5 [ ]");
+        feed(
+            &mut t,
+            "con1",
+            10_020,
+            "parsed INFORMATIONAL response 5 [ ]",
+        );
         assert_eq!(t.get("con1", 10_020), None);
         feed(&mut t, "con1", 40_000, "sending DPD request");
         assert_eq!(t.get("con1", 40_000).unwrap().since, 40_000);
@@ -760,8 +773,18 @@ mod tests {
     #[test]
     fn a_retransmitted_rekey_opens_the_window_at_its_first_retransmit() {
         let mut t = DpdTracker::new();
-        feed(&mut t, "con2", 5_000, "retransmit 1 of request with message ID 3");
-        feed(&mut t, "con2", 12_000, "retransmit 2 of request with message ID 3");
+        feed(
+            &mut t,
+            "con2",
+            5_000,
+            "retransmit 1 of request with message ID 3",
+        );
+        feed(
+            &mut t,
+            "con2",
+            12_000,
+            "retransmit 2 of request with message ID 3",
+        );
         let u = t.get("con2", 12_000).unwrap();
         assert_eq!((u.since, u.dpd, u.gave_up_at), (5_000, false, None));
         assert!(!u.is_dpd_failure());
@@ -772,7 +795,12 @@ mod tests {
         let mut t = DpdTracker::new();
         feed(&mut t, "v1", 30_000, "sending DPD request");
         feed(&mut t, "v1", 60_000, "sending DPD request");
-        feed(&mut t, "v1", 150_000, "DPD check timed out, enforcing DPD action");
+        feed(
+            &mut t,
+            "v1",
+            150_000,
+            "DPD check timed out, enforcing DPD action",
+        );
         let u = t.take("v1", 150_000).unwrap();
         assert_eq!((u.since, u.gave_up_at), (30_000, Some(150_000)));
         assert!(u.is_dpd_failure());
@@ -791,9 +819,19 @@ mod tests {
     #[test]
     fn a_failed_initiation_leaves_nothing_behind() {
         let mut t = DpdTracker::new();
-        feed(&mut t, "c", 1_000, "retransmit 1 of request with message ID 0");
+        feed(
+            &mut t,
+            "c",
+            1_000,
+            "retransmit 1 of request with message ID 0",
+        );
         feed(&mut t, "c", 9_000, "giving up after 5 retransmits");
-        feed(&mut t, "c", 9_000, "establishing IKE_SA failed, peer not responding");
+        feed(
+            &mut t,
+            "c",
+            9_000,
+            "establishing IKE_SA failed, peer not responding",
+        );
         assert_eq!(t.get("c", 9_000), None);
     }
 
@@ -815,8 +853,14 @@ mod tests {
         }
         assert_eq!(t.dropped(), 1);
         assert_eq!(t.get("ike0", 2_000), None);
-        assert!(t.get(&format!("ike{DPD_TRACKED_IKES_MAX}"), 2_000).is_some());
-        t.on_log(&"x".repeat(NAME_MAX_BYTES + 1), LogSignal::DpdRequestSent, 0);
+        assert!(t
+            .get(&format!("ike{DPD_TRACKED_IKES_MAX}"), 2_000)
+            .is_some());
+        t.on_log(
+            &"x".repeat(NAME_MAX_BYTES + 1),
+            LogSignal::DpdRequestSent,
+            0,
+        );
         assert_eq!(t.dropped(), 2);
     }
 }

@@ -92,7 +92,9 @@ impl LoadHistory {
         self.slots[self.head] = Slot {
             span_cs,
             busy_permille: sample.busy_permille.min(1000),
-            psi_centi: sample.psi_some_avg10_centi.map_or(NO_PSI, |p| p.min(10_000)),
+            psi_centi: sample
+                .psi_some_avg10_centi
+                .map_or(NO_PSI, |p| p.min(10_000)),
             busiest_half_percent: half_percent(sample.busiest_cpu_permille),
             softirq_half_percent: half_percent(sample.softirq_permille),
         };
@@ -124,9 +126,7 @@ impl LoadHistory {
 
     /// The samples, oldest first (busiest-CPU and softirq rounded to 0.5 %).
     pub fn samples(&self) -> Samples<'_> {
-        let behind: u64 = (1..self.len)
-            .map(|i| u64::from(self.slot(i).span_cs))
-            .sum();
+        let behind: u64 = (1..self.len).map(|i| u64::from(self.slot(i).span_cs)).sum();
         Samples {
             history: self,
             index: 0,
@@ -192,7 +192,11 @@ impl LoadHistory {
     }
 
     /// Samples with how many milliseconds of their interval fall inside `[from, to]` (> 0).
-    fn overlapping(&self, from: Millis, to: Millis) -> impl Iterator<Item = (LoadSample, u64)> + '_ {
+    fn overlapping(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> impl Iterator<Item = (LoadSample, u64)> + '_ {
         self.samples().filter_map(move |s| {
             let start = s.at - u64::from(s.span_ms);
             let ms = s.at.min(to).saturating_sub(start.max(from));
@@ -350,7 +354,10 @@ mod tests {
                 ..s
             }
         );
-        assert_eq!((got[1].at, got[1].span_ms, got[1].busy_permille), (7_500, 2_500, 1));
+        assert_eq!(
+            (got[1].at, got[1].span_ms, got[1].busy_permille),
+            (7_500, 2_500, 1)
+        );
         assert_eq!(got[1].psi_some_avg10_centi, None);
     }
 

@@ -491,7 +491,11 @@ full avg10=0.00 avg60=0.00 avg300=0.00 total=0
         // Every tracked CPU idles; only the extra ones work.
         let text = |busy: u64| {
             let extra = 4;
-            let mut t = format!("cpu  {} 0 0 {}\n", busy * extra, busy * LOAD_CPUS_MAX as u64);
+            let mut t = format!(
+                "cpu  {} 0 0 {}\n",
+                busy * extra,
+                busy * LOAD_CPUS_MAX as u64
+            );
             for n in 0..LOAD_CPUS_MAX {
                 t.push_str(&format!("cpu{n} 0 0 0 {busy}\n"));
             }
@@ -522,7 +526,9 @@ full avg10=0.00 avg60=0.00 avg300=0.00 total=0
         let mut sampler = LoadSampler::new();
         sampler.sample(0, &reading(STAT_MODERN_T1, None));
         assert_eq!(sampler.sample(1000, &reading(STAT_MODERN_T0, None)), None);
-        let s = sampler.sample(2000, &reading(STAT_MODERN_T1, None)).unwrap();
+        let s = sampler
+            .sample(2000, &reading(STAT_MODERN_T1, None))
+            .unwrap();
         assert_eq!(s.busy_permille, 791);
     }
 
