@@ -50,7 +50,7 @@ pub const PROC_READ_BUFFER_BYTES: usize = 4096;
 /// give-up (~165 s) with room to spare. 8 bytes each.
 pub const LOAD_HISTORY_SAMPLES: usize = 640;
 /// IKE_SAs whose unanswered request the DPD tracker remembers at once (oldest evicted first).
-pub const DPD_TRACKED_IKES_MAX: usize = 32;
+pub const DPD_TRACKED_IKES_MAX: usize = 16;
 /// An unanswered request older than this is forgotten (a missed reply line must not stretch a
 /// verdict window past the load history).
 pub const DPD_UNANSWERED_MAX_MS: u64 = 10 * 60 * 1000;

@@ -66,8 +66,29 @@ pub fn classify_ike_down<'a>(
     tasks_active: impl IntoIterator<Item = &'a str>,
     tasks_passive: impl IntoIterator<Item = &'a str>,
 ) -> DownCause {
-    let passive = Seen::of(tasks_passive);
+    ike_cause(state, &Seen::of(tasks_active), &Seen::of(tasks_passive))
+}
+
+/// Classifies a `child-updown` *down* by its IKE section. A child that goes down with its IKE_SA
+/// gets the IKE_SA's cause — the caller should count that failure once, on the `ike-updown`.
+pub fn classify_child_down<'a>(
+    ike_state: &str,
+    tasks_active: impl IntoIterator<Item = &'a str>,
+    tasks_passive: impl IntoIterator<Item = &'a str>,
+) -> DownCause {
     let active = Seen::of(tasks_active);
+    let passive = Seen::of(tasks_passive);
+    let ike_lives = ike_state != "DELETING" && ike_state != "DESTROYING";
+    if ike_lives && passive.child_delete && !passive.ike_delete {
+        DownCause::PeerDeletedChild
+    } else if ike_lives && active.child_delete && !active.ike_delete {
+        DownCause::LocalDeletedChild
+    } else {
+        ike_cause(ike_state, &active, &passive)
+    }
+}
+
+fn ike_cause(state: &str, active: &Seen, passive: &Seen) -> DownCause {
     if passive.ike_delete {
         DownCause::PeerDeleted
     } else if active.ike_delete {
@@ -76,25 +97,6 @@ pub fn classify_ike_down<'a>(
         DownCause::Dpd
     } else {
         DownCause::Other
-    }
-}
-
-/// Classifies a `child-updown` *down* by its IKE section. A child that goes down with its IKE_SA
-/// gets the IKE_SA's cause — the caller should count that failure once, on the `ike-updown`.
-pub fn classify_child_down<'a>(
-    ike_state: &str,
-    tasks_active: impl IntoIterator<Item = &'a str> + Clone,
-    tasks_passive: impl IntoIterator<Item = &'a str> + Clone,
-) -> DownCause {
-    let passive = Seen::of(tasks_passive.clone());
-    let active = Seen::of(tasks_active.clone());
-    let ike_lives = ike_state != "DELETING" && ike_state != "DESTROYING";
-    if ike_lives && passive.child_delete && !passive.ike_delete {
-        DownCause::PeerDeletedChild
-    } else if ike_lives && active.child_delete && !active.ike_delete {
-        DownCause::LocalDeletedChild
-    } else {
-        classify_ike_down(ike_state, tasks_active, tasks_passive)
     }
 }
 
@@ -516,6 +518,23 @@ mod tests {
     }
 
     #[test]
+    fn vici_task_sets_plug_straight_in() {
+        use crate::vici::sa::{IkeState, Tasks};
+        let mut active = Tasks::default();
+        active.insert(b"IKE_DPD");
+        let passive = Tasks::default();
+        let state = IkeState::Established.as_str();
+        assert_eq!(
+            classify_ike_down(state, active.names(), passive.names()),
+            DownCause::Dpd
+        );
+        assert_eq!(
+            classify_child_down(state, active.names(), passive.names()),
+            DownCause::Dpd
+        );
+    }
+
+    #[test]
     fn down_without_telling_tasks_is_other() {
         assert_eq!(classify_ike_down("ESTABLISHED", [], []), DownCause::Other);
         assert_eq!(
@@ -843,6 +862,12 @@ mod tests {
         assert_eq!(t.get("con1", later), None);
         feed(&mut t, "con1", later, "sending DPD request");
         assert_eq!(t.get("con1", later).unwrap().since, later);
+    }
+
+    #[test]
+    fn tracker_size_is_small() {
+        let size = core::mem::size_of::<DpdTracker>();
+        println!("size_of::<DpdTracker>() = {size} bytes for {DPD_TRACKED_IKES_MAX} IKE_SAs");
     }
 
     #[test]

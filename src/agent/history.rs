@@ -78,17 +78,17 @@ impl LoadHistory {
     /// gap too long to store (over 10 min) the older samples are dropped.
     pub fn push(&mut self, sample: &LoadSample) {
         let at_cs = sample.at / 10;
-        let span_cs = if self.len == 0 {
-            u64::from(sample.span_ms) / 10
-        } else if at_cs <= self.newest_cs {
+        if self.len > 0 && at_cs <= self.newest_cs {
             return;
-        } else {
-            at_cs - self.newest_cs
+        }
+        let gap_cs = u16::try_from(at_cs - self.newest_cs).ok();
+        let span_cs = match gap_cs {
+            Some(gap) if self.len > 0 => gap,
+            _ => {
+                self.len = 0;
+                u16::try_from(sample.span_ms / 10).unwrap_or(u16::MAX)
+            }
         };
-        let span_cs = u16::try_from(span_cs).unwrap_or_else(|_| {
-            self.len = 0;
-            u16::MAX
-        });
         self.slots[self.head] = Slot {
             span_cs,
             busy_permille: sample.busy_permille.min(1000),
@@ -388,6 +388,7 @@ mod tests {
         let mut h = history(&[900, 900]);
         h.push(&sample(2_000 + 700_000, 100));
         assert_eq!(h.len(), 1);
+        assert_eq!(h.oldest_from(), Some(701_000));
         assert_eq!(h.busy_peak_permille(0, 800_000), Some(100));
     }
 

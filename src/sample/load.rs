@@ -267,7 +267,11 @@ fn permille(part: u64, whole: u64) -> u16 {
     if whole == 0 {
         return 0;
     }
-    let value = u128::from(part) * 1000 / u128::from(whole);
+    // u64 in practice (a second of jiffies); u128 only for absurd counters.
+    let value = match part.checked_mul(1000) {
+        Some(scaled) => u128::from(scaled / whole),
+        None => u128::from(part) * 1000 / u128::from(whole),
+    };
     value.min(1000) as u16
 }
 
