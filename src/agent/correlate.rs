@@ -179,9 +179,10 @@ pub const RATE_MIN_STATE_MS: u64 = 15 * 60 * 1000;
 pub const RATE_LOAD_WORSE_RATIO_CENTI: u64 = 200;
 
 /// What the failure rates say so far (log it whenever it changes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RateClass {
     /// Too few failures or too little time in a state.
+    #[default]
     InsufficientData,
     /// Tunnels die clearly more often while the box is loaded.
     LoadWorse,

@@ -26,7 +26,8 @@ use crate::limits::{DPD_TRACKED_IKES_MAX, DPD_UNANSWERED_MAX_MS, NAME_MAX_BYTES}
 /// Why an IKE_SA or CHILD_SA went down, read off the IKE_SA's state and task lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownCause {
-    /// Dead peer detection gave up (IKE_DPD / ISAKMP_DPD was running).
+    /// Dead peer detection gave up (IKE_DPD, ISAKMP_DPD or — with MOBIKE — IKE_MOBIKE was
+    /// running on an established IKE_SA).
     Dpd,
     /// The peer deleted the IKE_SA.
     PeerDeleted,
@@ -114,7 +115,10 @@ impl Seen {
             match task {
                 "IKE_DELETE" => seen.ike_delete = true,
                 "CHILD_DELETE" => seen.child_delete = true,
-                "IKE_DPD" | "ISAKMP_DPD" => seen.dpd = true,
+                // With MOBIKE, charon's original initiator runs DPD as an IKE_MOBIKE task
+                // (`queue_dpd` in task_manager_v2.c); a MOBIKE update that gets no reply is the
+                // same dead path.
+                "IKE_DPD" | "ISAKMP_DPD" | "IKE_MOBIKE" => seen.dpd = true,
                 _ => {}
             }
         }
@@ -492,6 +496,14 @@ mod tests {
             DownCause::Dpd
         );
         assert!(DownCause::Dpd.is_dpd_failure());
+    }
+
+    #[test]
+    fn mobike_initiator_dpd_failure_is_a_dpd_failure() {
+        assert_eq!(
+            classify_ike_down("ESTABLISHED", ["IKE_MOBIKE"], []),
+            DownCause::Dpd
+        );
     }
 
     #[test]
