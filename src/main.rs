@@ -111,7 +111,8 @@ fn main() -> ExitCode {
 }
 
 fn uri(text: Option<&str>) -> Result<Uri, String> {
-    Uri::parse(text.unwrap_or(DEFAULT_URI)).map_err(|e| e.to_string())
+    let text = text.unwrap_or(DEFAULT_URI);
+    Uri::parse(text).map_err(|e| format!("bad --vici {text:?}: {e}"))
 }
 
 fn sas(args: SasArgs) -> Result<(), String> {

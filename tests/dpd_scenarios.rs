@@ -145,13 +145,13 @@ fn the_same_dpd_failure_gets_opposite_verdicts_with_and_without_load() {
     assert_eq!(
         loaded.lines[0],
         "con1: DPD failure [load-correlated]: box busy avg 98.0% peak 98.0%, 165 s of 165 s \
-         above 85% — DPD may need disabling on this tunnel, or the hardware is beyond its capacity"
+         above 85%; DPD may need disabling on this tunnel, or the hardware is beyond its capacity"
     );
     assert_eq!(quiet.lines.len(), 1);
     assert_eq!(
         quiet.lines[0],
         "con1: DPD failure [not-load-correlated]: box busy avg 10.0% peak 10.0%, 0.0 s of 165 s \
-         above 85% — peer down or path blocked: check the peer and UDP 500/4500"
+         above 85%; peer down or path blocked: check the peer and UDP 500/4500"
     );
 }
 
@@ -280,7 +280,7 @@ fn rate_ratio_over_a_simulated_week_blames_load() {
     assert_eq!(
         summaries.last().unwrap(),
         "DPD failures: 7 in 14.0 h loaded (0.500/h) vs 1 in 154.0 h quiet (0.006/h): \
-         tunnels die 77× more often under load"
+         tunnels die 77x more often under load"
     );
     assert_eq!(classes, [RateClass::InsufficientData, RateClass::LoadWorse]);
 }

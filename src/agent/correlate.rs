@@ -23,7 +23,7 @@
 //! assert_eq!(
 //!     line,
 //!     "con1: DPD failure [load-correlated]: box busy avg 92.9% peak 99.0%, 41 s of 45 s above 85% \
-//!      — DPD may need disabling on this tunnel, or the hardware is beyond its capacity"
+//!     ; DPD may need disabling on this tunnel, or the hardware is beyond its capacity"
 //! );
 //! ```
 
@@ -168,7 +168,7 @@ pub fn format_dpd_line(ike: &str, v: &Verdict, out: &mut impl Write) -> fmt::Res
             )?;
         }
     }
-    write!(out, " — {}", v.advice())
+    write!(out, "; {}", v.advice())
 }
 
 /// Minimum DPD failures (both states together) before the rate ratio says anything.
@@ -307,7 +307,7 @@ impl RateTracker {
     }
 
     /// Writes the summary line, e.g. `DPD failures: 7 in 3.2 h loaded (2.19/h) vs 1 in
-    /// 160.8 h quiet (0.006/h): tunnels die 352× more often under load`.
+    /// 160.8 h quiet (0.006/h): tunnels die 352x more often under load`.
     pub fn format_summary(&self, out: &mut impl Write) -> fmt::Result {
         write!(
             out,
@@ -322,11 +322,11 @@ impl RateTracker {
         match (self.class(), self.ratio_centi()) {
             (RateClass::InsufficientData, _) => out.write_str("not enough data yet"),
             (RateClass::LoadWorse, Some(r)) => {
-                write!(out, "tunnels die {}× more often under load", Ratio(r))
+                write!(out, "tunnels die {}x more often under load", Ratio(r))
             }
             (RateClass::LoadWorse, None) => out.write_str("tunnels die only under load"),
             (RateClass::NoDifference, Some(r)) => {
-                write!(out, "load makes no clear difference ({}×)", Ratio(r))
+                write!(out, "load makes no clear difference ({}x)", Ratio(r))
             }
             (RateClass::NoDifference, None) => out.write_str("load makes no clear difference"),
         }
@@ -484,7 +484,7 @@ mod tests {
         assert_eq!(
             line("con2", &v),
             "con2: DPD failure [not-load-correlated]: box busy avg 12.0% peak 12.0%, \
-             0.0 s of 45 s above 85% — peer down or path blocked: check the peer and UDP 500/4500"
+             0.0 s of 45 s above 85%; peer down or path blocked: check the peer and UDP 500/4500"
         );
     }
 
@@ -512,7 +512,7 @@ mod tests {
         assert_eq!(
             line("con1", &v),
             "con1: DPD failure [load-correlated]: box busy avg 60.0% peak 60.0%, 10 s of 10 s \
-             above 85% busy or 40% cpu pressure (pressure peak 62%) — DPD may need disabling on \
+             above 85% busy or 40% cpu pressure (pressure peak 62%); DPD may need disabling on \
              this tunnel, or the hardware is beyond its capacity"
         );
     }
@@ -528,8 +528,8 @@ mod tests {
         assert!(!v.load_correlated);
         assert_eq!(
             line("con1", &v),
-            "con1: DPD failure [not-load-correlated]: no load samples cover the 4.0 s before it \
-             — peer down or path blocked: check the peer and UDP 500/4500"
+            "con1: DPD failure [not-load-correlated]: no load samples cover the 4.0 s before it\
+             ; peer down or path blocked: check the peer and UDP 500/4500"
         );
     }
 
@@ -544,7 +544,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(line("lab", &v).contains("3.4 s of 3.4 s above 85.5% —"));
+        assert!(line("lab", &v).contains("3.4 s of 3.4 s above 85.5%;"));
     }
 
     #[test]
@@ -581,7 +581,7 @@ mod tests {
         assert_eq!(
             s,
             "DPD failures: 7 in 3.2 h loaded (2.19/h) vs 1 in 160.8 h quiet (0.006/h): \
-             tunnels die 352× more often under load"
+             tunnels die 352x more often under load"
         );
     }
 
@@ -639,7 +639,7 @@ mod tests {
         assert_eq!(r.class(), RateClass::NoDifference);
         let mut s = String::new();
         r.format_summary(&mut s).unwrap();
-        assert!(s.ends_with("load makes no clear difference (1.0×)"), "{s}");
+        assert!(s.ends_with("load makes no clear difference (1.0x)"), "{s}");
     }
 
     #[test]

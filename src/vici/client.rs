@@ -44,28 +44,17 @@ pub struct Uri {
 }
 
 impl Uri {
-    /// Parses `unix:///path` (or a bare absolute path).
-    pub fn parse(text: &str) -> Result<Uri, String<160>> {
+    /// Parses `unix:///path` (or a bare absolute path); the error says how to write it.
+    pub fn parse(text: &str) -> Result<Uri, &'static str> {
         let path = match text.strip_prefix("unix://") {
             Some(path) => path,
             None if text.starts_with('/') => text,
             None => {
-                let mut msg = String::new();
-                let _ = core::fmt::write(
-                    &mut msg,
-                    format_args!(
-                        "VICI URI {:?} is not supported: use unix:///path/to/charon.vici",
-                        lossy_truncated::<64>(text.as_bytes())
-                    ),
-                );
-                return Err(msg);
+                return Err("only unix:// VICI URIs are supported: use unix:///path/to/charon.vici")
             }
         };
         if !path.starts_with('/') {
-            return Err(String::try_from(
-                "VICI URI needs an absolute path: unix:///var/run/charon.vici",
-            )
-            .unwrap_or_default());
+            return Err("the VICI URI needs an absolute path: unix:///var/run/charon.vici");
         }
         Ok(Uri {
             path: PathBuf::from(path),

@@ -22,7 +22,7 @@
 //! let frame = w.finish().unwrap();
 //!
 //! let packet = Packet::parse(&frame[4..]).unwrap();
-//! let ikes: Vec<IkeSa> = IkeSa::parse_all(packet.message).unwrap();
+//! let ikes: heapless::Vec<IkeSa, 4> = IkeSa::parse_all(packet.message).unwrap();
 //! assert_eq!(ikes[0].name.as_str(), "con1");
 //! assert_eq!(ikes[0].children[0].state, ChildState::Installed);
 //! assert!(ikes[0].children[0].is_route_based());
