@@ -57,3 +57,21 @@ pub const DPD_UNANSWERED_MAX_MS: u64 = 10 * 60 * 1000;
 /// Verdict window when the start of the unanswered request is unknown (e.g. the log line was
 /// missed): strongSwan's default retransmissions give up ~165 s after the first request.
 pub const VERDICT_FALLBACK_WINDOW_MS: u64 = 165_000;
+
+/// Largest syslog datagram swandog sends, header included (RFC 3164 allows 1024; 480 keeps every
+/// line in one small stack buffer and well inside any syslogd's limit). Longer lines are cut and
+/// end in `...`.
+pub const SYSLOG_LINE_MAX_BYTES: usize = 480;
+/// Least time between two attempts to (re)connect to the syslog socket, so a dead syslogd costs
+/// one failed `connect` per second at most, not one per line.
+pub const SYSLOG_RECONNECT_INTERVAL_MS: u64 = 1_000;
+/// Longest `TZ` value (environment or `/etc/TZ`) read for syslog timestamps.
+pub const TZ_TEXT_MAX_BYTES: usize = 64;
+
+/// Children that can be named in `watch` (flags or config file).
+pub const WATCHED_CHILDREN_MAX: usize = 32;
+/// Longest path or URI in the config (`vici`, `status_file`, `proc_root`); a Unix socket path is
+/// at most 108 bytes anyway.
+pub const CONFIG_PATH_MAX_BYTES: usize = 128;
+/// Largest config file swandog reads; a full commented example is about 4 KiB.
+pub const CONFIG_FILE_MAX_BYTES: usize = 16 * 1024;

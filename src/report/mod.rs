@@ -1,3 +1,6 @@
 //! How swandog speaks: syslog lines and the status snapshot.
+
+pub mod localtime;
 pub mod status;
+pub mod syslog;
 pub mod table;
