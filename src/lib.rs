@@ -4,6 +4,8 @@
 //! smol shell ([`vici::client`], [`report`], `main.rs`).
 
 pub mod agent;
+pub mod board;
+pub mod config;
 pub mod limits;
 pub mod report;
 pub mod sample;
