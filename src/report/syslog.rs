@@ -788,11 +788,26 @@ mod tests {
         );
     }
 
-    fn test_dir(name: &str) -> PathBuf {
+    /// A fresh directory, removed again when dropped.
+    struct TestDir(PathBuf);
+
+    impl TestDir {
+        fn join(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn test_dir(name: &str) -> TestDir {
         let dir =
             std::env::temp_dir().join(format!("swandog-syslog-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        TestDir(dir)
     }
 }
