@@ -93,8 +93,8 @@ pub const BOARDS: [BoardInfo; 6] = [
         board: Board::None,
         name: "none",
         class: "no profile (built-in defaults)",
-        soc: "—",
-        cores: "—",
+        soc: "-",
+        cores: "-",
         profile: GENERIC,
     },
     BoardInfo {
@@ -110,7 +110,7 @@ pub const BOARDS: [BoardInfo; 6] = [
         name: "mt7621",
         class: "mid-range router (ER-X, Netgear R6220)",
         soc: "MediaTek MT7621, mipsel 1004Kc",
-        cores: "2 × 880 MHz (4 threads)",
+        cores: "2 x 880 MHz (4 threads)",
         profile: Profile {
             busy_threshold_pct: 70,
             psi_threshold_pct: 35,
@@ -122,7 +122,7 @@ pub const BOARDS: [BoardInfo; 6] = [
         name: "ath79",
         class: "older single-core router (Archer C7, WR1043ND)",
         soc: "Qualcomm Atheros ath79, mips 24Kc/74Kc",
-        cores: "1 × 650–775 MHz",
+        cores: "1 x 650-775 MHz",
         profile: Profile {
             busy_threshold_pct: 85,
             psi_threshold_pct: 50,
@@ -137,7 +137,7 @@ pub const BOARDS: [BoardInfo; 6] = [
         name: "ipq40xx",
         class: "quad-core AP/router (Fritz!Box 4040, GL-B1300)",
         soc: "Qualcomm IPQ40xx, armv7 Cortex-A7",
-        cores: "4 × 717 MHz",
+        cores: "4 x 717 MHz",
         profile: Profile {
             busy_threshold_pct: 75,
             psi_threshold_pct: 30,
@@ -149,7 +149,7 @@ pub const BOARDS: [BoardInfo; 6] = [
         name: "filogic",
         class: "current router (BPI-R3, BPI-R64, GL-MT6000)",
         soc: "MediaTek MT7622 / Filogic MT798x, aarch64 A53/A73",
-        cores: "2–4 × 1.3–2.0 GHz",
+        cores: "2-4 x 1.3-2.0 GHz",
         profile: Profile {
             busy_threshold_pct: 80,
             psi_threshold_pct: 35,
@@ -192,7 +192,7 @@ impl Board {
 pub fn markdown_table() -> String {
     use core::fmt::Write as _;
     let mut out = String::from(
-        "| board | router class | SoC | cores × clock | busy_threshold_pct | psi_threshold_pct \
+        "| board | router class | SoC | cores x clock | busy_threshold_pct | psi_threshold_pct \
          | sample_interval_ms | poll_interval_s | cpu_budget_permille | nice |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );

@@ -7,7 +7,7 @@
 //! name the file, the line and the fix:
 //!
 //! ```text
-//! /etc/swandog.conf:7: unknown key "rol" — did you mean "role"? (keys: vici, watch, …)
+//! /etc/swandog.conf:7: unknown key "rol", did you mean "role"? (keys: vici, watch, ...)
 //! /etc/swandog.conf:3: backoff_cap_ms = "abc": expected a whole number of milliseconds, e.g. 60000
 //! ```
 //!
@@ -278,7 +278,7 @@ impl Key {
             Key::Nice => "process niceness, -20 to 19",
             Key::Log => "syslog | stderr",
             Key::LogLevel => "error | warn | info | debug | trace",
-            Key::SyslogFacility => "daemon | user | local0 … local7",
+            Key::SyslogFacility => "daemon | user | local0 ... local7",
             Key::StatusFile => "status snapshot read by `swandog status`",
             Key::ProcRoot => "where /proc is",
         }
@@ -810,7 +810,7 @@ enum Problem {
 }
 
 /// A config problem, with the file, line or flag it is in and how to fix it. Displays as one
-/// line: `/etc/swandog.conf:7: unknown key "rol" — did you mean "role"? (keys: …)`.
+/// ASCII line: `/etc/swandog.conf:7: unknown key "rol", did you mean "role"? (keys: ...)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     source: String,
@@ -879,8 +879,8 @@ impl fmt::Display for ConfigError {
                 write!(f, "unknown key {shown:?}")?;
                 if let Some(s) = suggestion {
                     match self.place {
-                        Place::Flag => write!(f, " — did you mean \"{}\"?", s.flag())?,
-                        _ => write!(f, " — did you mean {:?}?", s.name())?,
+                        Place::Flag => write!(f, ", did you mean \"{}\"?", s.flag())?,
+                        _ => write!(f, ", did you mean {:?}?", s.name())?,
                     }
                 }
                 f.write_str(" (keys: ")?;
@@ -1010,7 +1010,7 @@ fn unquote(value: &str) -> &str {
 
 fn echo(text: &str) -> String {
     match text.char_indices().nth(ECHO_MAX_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
+        Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text.to_string(),
     }
 }
@@ -1096,7 +1096,7 @@ fn parse_watch(value: &str) -> Result<WatchList, String> {
             Ok(child) if valid => child,
             _ => {
                 return Err(format!(
-                    "{:?} is not a child name: use 1–{NAME_MAX_BYTES} characters from A-Z a-z 0-9 _ . -",
+                    "{:?} is not a child name: use 1-{NAME_MAX_BYTES} characters from A-Z a-z 0-9 _ . -",
                     echo(name)
                 ))
             }
