@@ -32,9 +32,12 @@ use std::path::Path;
 
 use log::LevelFilter;
 
+use crate::agent::correlate::LoadThresholds;
+use crate::agent::throttle::ThrottleSettings;
 use crate::board::{Board, Profile};
 use crate::limits::{
-    CONFIG_FILE_MAX_BYTES, CONFIG_PATH_MAX_BYTES, NAME_MAX_BYTES, WATCHED_CHILDREN_MAX,
+    CONFIG_FILE_MAX_BYTES, CONFIG_PATH_MAX_BYTES, LOAD_HISTORY_SAMPLES, NAME_MAX_BYTES,
+    WATCHED_CHILDREN_MAX,
 };
 use crate::report::syslog::{Facility, LogTarget};
 
@@ -524,7 +527,8 @@ impl Config {
         Ok(())
     }
 
-    /// Checks rules between keys (backoff cap ≥ minimum; a responder cannot restart). Run it
+    /// Checks rules between keys (backoff cap ≥ minimum; a responder cannot restart; the DPD
+    /// window fits the load history at the sampling interval). Run it
     /// after the last [`Config::set`]; [`Config::parse_file`] already does.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.backoff_cap_ms < self.backoff_min_ms {
@@ -542,6 +546,19 @@ impl Config {
                 other,
                 "a responder never initiates, so it cannot restart a stale child: \
                  use stale_action = report, or role = auto / initiator",
+            ));
+        }
+        let history_ms = LOAD_HISTORY_SAMPLES as u64 * u64::from(self.sample_interval_ms);
+        if u64::from(self.dpd_window_s) * 1_000 > history_ms {
+            let (blamed, other) = self.later_of(Key::DpdWindowS, Key::SampleIntervalMs);
+            return Err(self.conflict(
+                blamed,
+                other,
+                format!(
+                    "the load history holds {LOAD_HISTORY_SAMPLES} samples, {} s at this interval: \
+                     lower dpd_window_s or raise sample_interval_ms",
+                    history_ms / 1_000
+                ),
             ));
         }
         Ok(())
@@ -562,6 +579,29 @@ impl Config {
         self.vici
             .strip_prefix(VICI_URI_SCHEME)
             .unwrap_or(&self.vici)
+    }
+
+    /// The load thresholds of the DPD verdict (`busy_threshold_pct`, `psi_threshold_pct`), in
+    /// the core's units; the share of the window that must be loaded keeps its default.
+    pub fn load_thresholds(&self) -> LoadThresholds {
+        LoadThresholds {
+            busy_permille: u16::from(self.busy_threshold_pct) * 10,
+            psi_centi: u16::from(self.psi_threshold_pct) * 100,
+            ..LoadThresholds::default()
+        }
+    }
+
+    /// The self-throttling knobs (`busy_threshold_pct`, `cpu_budget_permille`,
+    /// `sample_interval_ms`, `poll_interval_s`) in the core's units; the stretch factor keeps
+    /// its default.
+    pub fn throttle_settings(&self) -> ThrottleSettings {
+        ThrottleSettings {
+            busy_permille: u16::from(self.busy_threshold_pct) * 10,
+            cpu_budget_permille: self.cpu_budget_permille,
+            sample_interval_ms: u64::from(self.sample_interval_ms),
+            poll_interval_ms: u64::from(self.poll_interval_s) * 1_000,
+            ..ThrottleSettings::default()
+        }
     }
 
     /// The "what would be used" listing for `swandog check`: every key, its value and where the
@@ -669,7 +709,7 @@ impl Config {
         }
     }
 
-    fn conflict(&self, blamed: Key, other: Key, fix: &'static str) -> ConfigError {
+    fn conflict(&self, blamed: Key, other: Key, fix: impl Into<String>) -> ConfigError {
         let place = Place::of(self.origin(blamed));
         let problem = Problem::Conflict {
             key: blamed,
@@ -677,7 +717,7 @@ impl Config {
             other,
             other_value: self.value_text(other),
             other_origin: self.origin(other),
-            fix,
+            fix: fix.into(),
         };
         self.error(place, problem)
     }
@@ -799,7 +839,7 @@ enum Problem {
         other: Key,
         other_value: String,
         other_origin: Origin,
-        fix: &'static str,
+        fix: String,
     },
     NotFound,
     Unreadable(String),

@@ -497,3 +497,37 @@ fn edit_distance_counts_insertions_deletions_and_substitutions() {
     assert_eq!(edit_distance(b"rloe", b"role"), 2);
     assert_eq!(edit_distance(b"", b"nice"), 4);
 }
+
+#[test]
+fn thresholds_and_throttle_settings_reach_the_core_in_its_units() {
+    let c = parse("busy_threshold_pct = 70\npsi_threshold_pct = 25\npoll_interval_s = 45\nsample_interval_ms = 2000\ncpu_budget_permille = 8\n").unwrap();
+    let t = c.load_thresholds();
+    assert_eq!((t.busy_permille, t.psi_centi), (700, 2_500));
+    assert_eq!(
+        t.min_above_permille,
+        LoadThresholds::default().min_above_permille
+    );
+    let s = c.throttle_settings();
+    assert_eq!((s.busy_permille, s.cpu_budget_permille), (700, 8));
+    assert_eq!((s.sample_interval_ms, s.poll_interval_ms), (2_000, 45_000));
+    // The defaults agree with the core's own.
+    assert_eq!(
+        Config::default().load_thresholds(),
+        LoadThresholds::default()
+    );
+    assert_eq!(
+        Config::default().throttle_settings(),
+        ThrottleSettings::default()
+    );
+}
+
+#[test]
+fn dpd_window_longer_than_the_load_history_is_an_error_with_the_figures() {
+    let message = error("sample_interval_ms = 500\ndpd_window_s = 600\n");
+    assert!(
+        message.starts_with("/etc/swandog.conf:2: dpd_window_s = \"600\" conflicts with sample_interval_ms = 500 (line 1): the load history holds 640 samples, 320 s at this interval"),
+        "{message}"
+    );
+    assert!(parse("dpd_window_s = 600\n").is_ok());
+    assert!(parse("board = ath79\ndpd_window_s = 1200\n").is_ok());
+}
