@@ -171,3 +171,13 @@ fn openwrt_script_starts_nothing_when_disabled() {
     }
     assert!(procd_calls("UCI_main_enabled=0").is_empty());
 }
+
+#[test]
+fn inittab_line_respawns_swandog_logging_to_syslog() {
+    let text = std::fs::read_to_string(board_dir().join("busybox/inittab.line")).unwrap();
+    let entries: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(entries, ["::respawn:/usr/sbin/swandog run --log syslog"]);
+}
