@@ -22,7 +22,7 @@
 //! format_dpd_line("con1", &v, &mut line).unwrap();
 //! assert_eq!(
 //!     line,
-//!     "con1: DPD failure [load-correlated]: box busy avg 92.9% peak 99.0%, 41 s of 45 s above 85% \
+//!     "con1: DPD failure [load-correlated]: box busy avg 92.9% peak 99.0%, 41 s of 45 s above 85%\
 //!     ; DPD may need disabling on this tunnel, or the hardware is beyond its capacity"
 //! );
 //! ```
