@@ -75,3 +75,42 @@ pub const WATCHED_CHILDREN_MAX: usize = 32;
 pub const CONFIG_PATH_MAX_BYTES: usize = 128;
 /// Largest config file swandog reads; a full commented example is about 4 KiB.
 pub const CONFIG_FILE_MAX_BYTES: usize = 16 * 1024;
+// --- keeper (src/agent/keeper.rs) ---
+
+/// Up CHILD_SAs remembered per watched child (rekey overlap, duplicates); more are not tracked.
+pub const KEEPER_SAS_PER_CHILD_MAX: usize = 4;
+/// Report lines the keeper holds between two polls; more are counted and dropped.
+pub const KEEPER_REPORT_QUEUE_MAX: usize = 64;
+/// Configured names listed when `--watch` names an unknown child.
+pub const WATCH_KNOWN_NAMES_LISTED_MAX: usize = 32;
+/// Default wait after a child goes down before the first re-initiation (lets charon's own
+/// dpd/close action win).
+pub const KEEPER_GRACE_MS: u64 = 1_000;
+/// Default first backoff delay after a failed attempt.
+pub const KEEPER_BACKOFF_MIN_MS: u64 = 1_000;
+/// Default longest delay between two attempts.
+pub const KEEPER_BACKOFF_CAP_MS: u64 = 60_000;
+/// Jitter: each backoff delay is shortened by a random 0..=this percent (never beyond the cap).
+pub const KEEPER_JITTER_PERCENT: u64 = 20;
+/// Default time packets-in must stay frozen while packets-out grow before an SA is called stale.
+pub const KEEPER_STALE_AFTER_MS: u64 = 60_000;
+/// Default `timeout` the shell passes to VICI `initiate`.
+pub const KEEPER_INITIATE_TIMEOUT_MS: u64 = 10_000;
+/// Extra wait for an `initiate` result before the keeper counts the attempt as failed.
+pub const KEEPER_INITIATE_MARGIN_MS: u64 = 5_000;
+/// How long the keeper waits for the fresh `list-sas` it asked for before initiating anyway.
+pub const KEEPER_RECONCILE_WAIT_MS: u64 = 3_000;
+/// Under load (slow pace): least time between two initiates of different children.
+pub const KEEPER_PACED_GAP_MS: u64 = 5_000;
+/// A child up at least this long resets its backoff when it drops; shorter ups count as flaps.
+pub const KEEPER_STABLE_UP_MS: u64 = 60_000;
+/// Flaps in a row after which a child's per-change lines give way to summaries.
+pub const KEEPER_FLAPS_BEFORE_QUIET: u32 = 3;
+/// A flapping child must stay up this long before per-change lines resume.
+pub const KEEPER_QUIET_EXIT_UP_MS: u64 = 600_000;
+/// A duplicate IKE_SA must persist this long (two snapshots) before it is reported.
+pub const KEEPER_DUPLICATE_CONFIRM_MS: u64 = 5_000;
+/// "Still down" summaries: after these times down, then every `KEEPER_SUMMARY_EVERY_MS`.
+pub const KEEPER_SUMMARY_AFTER_MS: [u64; 3] = [60_000, 600_000, 3_600_000];
+/// Interval of "still down" summaries after the last of `KEEPER_SUMMARY_AFTER_MS`.
+pub const KEEPER_SUMMARY_EVERY_MS: u64 = 6 * 3_600_000;

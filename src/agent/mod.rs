@@ -8,4 +8,5 @@ pub type Millis = u64;
 pub mod correlate;
 pub mod diagnose;
 pub mod history;
+pub mod keeper;
 pub mod throttle;
