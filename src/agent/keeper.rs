@@ -1826,13 +1826,17 @@ impl fmt::Display for Span {
     }
 }
 
-/// Operator wording for the classifier's short failure labels; unknown labels pass through.
+/// Operator wording for the failure labels of `diagnose::FailureCause::as_str` (and the
+/// keeper's own `no-result`); other labels pass through.
 pub fn cause_text(label: &'static str) -> &'static str {
     match label {
         "no-reply" => "no reply (peer down or UDP 500/4500 blocked)",
         "proposal-mismatch" => "no proposal chosen (crypto proposals differ)",
         "ts-mismatch" => "traffic selectors unacceptable (subnets differ)",
         "auth-failed" => "authentication failed (PSK, certificate or identity)",
+        "peer-deleted" => "the peer closed it",
+        "dpd" => "dead peer detection gave up",
+        "unknown" => "no known cause in charon's log",
         "timeout" => "initiate timed out",
         CAUSE_NO_RESULT => "no answer from charon to initiate",
         other => other,
@@ -2460,7 +2464,11 @@ mod tests {
         lab.run_until(down_at + 40 * S);
         assert!(lab.initiates.is_empty(), "{:?}", lab.initiates);
         // It looked again and again, at a growing interval (not a list-sas every second).
-        assert!((3..=8).contains(&lab.reconciles), "{} looks", lab.reconciles);
+        assert!(
+            (3..=8).contains(&lab.reconciles),
+            "{} looks",
+            lab.reconciles
+        );
         // charon gets there on its own.
         lab.install("con2_1", true);
         lab.run_until(down_at + 41 * S);
@@ -3190,10 +3198,11 @@ mod tests {
                     if let KeeperAction::Report(rep) = a {
                         let text = rep.to_string();
                         assert!(text.starts_with(rep.subject.as_str()), "{text}");
+                        assert!(text.is_ascii(), "syslog lines are ASCII: {text}");
                     }
                 }
                 if let Some(w) = k.next_wake() {
-                    assert!(w > now, "seed {seed}: wake {w} ≤ now {now}");
+                    assert!(w > now, "seed {seed}: wake {w} <= now {now}");
                 }
                 for s in k.children() {
                     if let KeptState::Waiting { until } = s.state {
