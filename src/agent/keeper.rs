@@ -20,7 +20,10 @@
 //!   resetting, and its per-change lines give way to the same summaries.
 //! * **Pacing** ([`Keeper::set_pace`], for the throttle): one child at a time, spaced out, but
 //!   no child ever waits longer than the cap.
-//! * **Role**: a responder never initiates; `auto` lets the side with the lower address do it.
+//! * **Role**: a responder never initiates; `auto` lets the side with the lower address do it
+//!   (from the IKE_SA's own view, else the configured addresses; unknown: initiate). Use `auto`
+//!   only with swandog `auto` on both ends and no NAT between them: behind NAT each side sees a
+//!   different pair of addresses, and both, or neither, may initiate.
 //! * **Stale** (one-sided) SAs and **duplicate** IKE_SAs are reported; with
 //!   [`StaleAction::Restart`] a stale child is terminated and re-initiated.
 //!
@@ -73,11 +76,11 @@
 use core::cmp::Ordering;
 use core::fmt;
 use core::net::IpAddr;
-use core::str::FromStr;
 
 use heapless::{Deque, String, Vec};
 
 use super::Millis;
+use crate::config::Config;
 use crate::limits::{
     HOST_MAX_BYTES, KEEPER_BACKOFF_CAP_MS, KEEPER_BACKOFF_MIN_MS, KEEPER_DUPLICATE_CONFIRM_MS,
     KEEPER_FLAPS_BEFORE_QUIET, KEEPER_GRACE_MS, KEEPER_INITIATE_MARGIN_MS,
@@ -95,82 +98,10 @@ pub const CAUSE_NO_RESULT: &str = "no-result";
 // Settings
 // ---------------------------------------------------------------------------------------------
 
-/// Which side re-initiates a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Role {
-    /// This side re-initiates (right when the peer is a box without swandog).
-    #[default]
-    Initiator,
-    /// This side never initiates; it only reports.
-    Responder,
-    /// Per connection, the side with the lower address initiates. Use it only when swandog runs
-    /// with `auto` on both ends and both see the same two addresses: behind NAT each side may see
-    /// a different pair, and both — or neither — may initiate.
-    Auto,
-}
+pub use crate::config::{Role, StaleAction};
 
-impl Role {
-    /// The spelling used by flags and the config file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Initiator => "initiator",
-            Role::Responder => "responder",
-            Role::Auto => "auto",
-        }
-    }
-}
-
-/// A setting value that is not one of the allowed words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadSettingValue {
-    /// The allowed words, for the error message.
-    pub expected: &'static str,
-}
-
-impl fmt::Display for BadSettingValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "expected one of: {}", self.expected)
-    }
-}
-
-impl FromStr for Role {
-    type Err = BadSettingValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "initiator" => Ok(Role::Initiator),
-            "responder" => Ok(Role::Responder),
-            "auto" => Ok(Role::Auto),
-            _ => Err(BadSettingValue {
-                expected: "initiator, responder, auto",
-            }),
-        }
-    }
-}
-
-/// What to do about a stale (one-sided) CHILD_SA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StaleAction {
-    /// Report it once.
-    #[default]
-    Report,
-    /// Report it, terminate it and re-initiate (only on the side that initiates).
-    Restart,
-}
-
-impl FromStr for StaleAction {
-    type Err = BadSettingValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "report" => Ok(StaleAction::Report),
-            "restart" => Ok(StaleAction::Restart),
-            _ => Err(BadSettingValue {
-                expected: "report, restart",
-            }),
-        }
-    }
-}
-
-/// The keeper's knobs; [`Default`] gives the documented defaults from `limits.rs`.
+/// The keeper's knobs; [`Default`] gives the defaults from `limits.rs` with `Role::Initiator`,
+/// [`KeeperSettings::from_config`] what the operator configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeeperSettings {
     /// Which side re-initiates.
@@ -205,6 +136,20 @@ impl Default for KeeperSettings {
 }
 
 impl KeeperSettings {
+    /// The keeper's part of the validated configuration.
+    pub fn from_config(config: &Config) -> KeeperSettings {
+        KeeperSettings {
+            role: config.role,
+            grace_ms: config.grace_ms.into(),
+            backoff_min_ms: config.backoff_min_ms.into(),
+            backoff_cap_ms: config.backoff_cap_ms.into(),
+            stale_after_ms: Millis::from(config.stale_after_s).saturating_mul(1000),
+            stale_action: config.stale_action,
+            initiate_timeout_ms: KEEPER_INITIATE_TIMEOUT_MS,
+        }
+        .sanitized()
+    }
+
     /// Makes the timings consistent: cap ≥ 1 ms, 1 ms ≤ min ≤ cap, grace ≤ cap, timeouts ≥ 1 ms.
     pub fn sanitized(mut self) -> Self {
         self.backoff_cap_ms = self.backoff_cap_ms.max(1);
@@ -2394,6 +2339,17 @@ mod tests {
             );
         }
         assert!(starts.len() > 15, "keeps trying: {}", starts.len());
+    }
+
+    #[test]
+    fn settings_come_from_the_config_in_its_units() {
+        let s = KeeperSettings::from_config(&Config::default());
+        assert_eq!(s.role, Role::Auto);
+        assert_eq!(s.stale_after_ms, 60_000);
+        assert_eq!(
+            (s.grace_ms, s.backoff_min_ms, s.backoff_cap_ms),
+            (1000, 1000, 60_000)
+        );
     }
 
     #[test]
