@@ -79,7 +79,7 @@ use core::net::IpAddr;
 
 use heapless::{Deque, String, Vec};
 
-use super::Millis;
+use super::{diagnose, Millis};
 use crate::config::Config;
 use crate::limits::{
     HOST_MAX_BYTES, KEEPER_BACKOFF_CAP_MS, KEEPER_BACKOFF_MIN_MS, KEEPER_DUPLICATE_CONFIRM_MS,
@@ -408,23 +408,23 @@ pub enum DownCause {
 }
 
 impl DownCause {
-    /// Reads the cause from the IKE section of an updown event (see STRONGSWAN.md's table).
+    /// Reads the cause from the IKE section of an updown event, with `diagnose`'s classifier.
     pub fn classify(ike: &IkeSa, child_event: bool) -> DownCause {
-        let (active, passive) = (ike.tasks_active, ike.tasks_passive);
-        if active.contains("IKE_DPD") || active.contains("ISAKMP_DPD") {
-            DownCause::Dpd
-        } else if passive.contains("IKE_DELETE") {
-            DownCause::PeerDeletedIke
-        } else if active.contains("IKE_DELETE") {
-            DownCause::LocalDeletedIke
-        } else if !child_event {
-            DownCause::IkeDown
-        } else if passive.contains("CHILD_DELETE") {
-            DownCause::PeerDeletedChild
-        } else if active.contains("CHILD_DELETE") {
-            DownCause::LocalDeletedChild
+        let state = ike.state.as_str();
+        let (active, passive) = (ike.tasks_active.names(), ike.tasks_passive.names());
+        let cause = if child_event {
+            diagnose::classify_child_down(state, active, passive)
         } else {
-            DownCause::ChildDown
+            diagnose::classify_ike_down(state, active, passive)
+        };
+        match cause {
+            diagnose::DownCause::Dpd => DownCause::Dpd,
+            diagnose::DownCause::PeerDeleted => DownCause::PeerDeletedIke,
+            diagnose::DownCause::LocalTerminate => DownCause::LocalDeletedIke,
+            diagnose::DownCause::PeerDeletedChild => DownCause::PeerDeletedChild,
+            diagnose::DownCause::LocalDeletedChild => DownCause::LocalDeletedChild,
+            diagnose::DownCause::Other if child_event => DownCause::ChildDown,
+            diagnose::DownCause::Other => DownCause::IkeDown,
         }
     }
 }
