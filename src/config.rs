@@ -373,7 +373,7 @@ pub struct Config {
     pub vici: ConfigPath,
     /// Children to keep up; empty (default): every route-based child discovered.
     pub watch: WatchList,
-    /// Which side re-initiates (`auto`).
+    /// Which side re-initiates (`initiator`).
     pub role: Role,
     /// The board profile in effect (`none`).
     pub board: Board,
@@ -423,7 +423,7 @@ impl Default for Config {
         Config {
             vici: path_or_empty(DEFAULT_VICI_URI),
             watch: WatchList::new(),
-            role: Role::Auto,
+            role: Role::Initiator,
             board: Board::None,
             stale_action: StaleAction::Report,
             stale_after_s: 60,

@@ -1,21 +1,30 @@
 //! The `swandog` command: wiring only. Decisions live in the library's `agent`.
 
+mod run;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use argh::FromArgs;
-use log::{info, warn};
-use swandog::report::table;
-use swandog::vici::client::{Commands, Events, Reconnect, Uri, DEFAULT_URI};
-use swandog::vici::sa::{Event, IkeSa};
+use swandog::agent::keeper::{self, KeeperSettings};
+use swandog::agent::Settings;
+use swandog::config::{self, Config, Origin, DEFAULT_CONFIG_PATH};
+use swandog::report::status::{read_snapshot, StatusForm, DEFAULT_STATUS_FILE};
+use swandog::report::{syslog, table};
+use swandog::vici::client::{Commands, Uri};
+use swandog::vici::sa::{IkeSa, Name};
 
 #[derive(FromArgs)]
-/// swandog watches strongSwan on small routers: it tells, for every DPD failure, whether the box
-/// was overloaded, and keeps route-based (VTI / XFRM) tunnels up by re-initiating them, forever.
+/// swandog watches strongSwan on small routers: for every DPD failure it tells whether the box
+/// was overloaded, and it keeps route-based (VTI / XFRM) tunnels up by re-initiating them,
+/// gently and forever. It logs to syslog; `swandog status` shows what it knows.
 ///
 /// Examples:
-///   swandog run --log stderr                 run in the foreground, logging to stderr
-///   swandog sas                              list IKE and CHILD SAs, like swanctl --list-sas
-///   swandog check --config /etc/swandog.conf validate the config and show what would be watched
+///   swandog run                              the agent (procd / busybox init start it)
+///   swandog run --log stderr --watch con1    in the foreground, keeping con1 up
+///   swandog status                           load sparkline, DPD verdicts, watched tunnels
+///   swandog sas                              IKE and CHILD SAs, like swanctl --list-sas
+///   swandog check                            validate the config, show what would be watched
 struct Cli {
     /// print the version and the target it was built for
     #[argh(switch, short = 'V')]
@@ -28,37 +37,173 @@ struct Cli {
 #[argh(subcommand)]
 enum Command {
     Run(RunArgs),
+    Status(StatusArgs),
     Sas(SasArgs),
     Check(CheckArgs),
 }
 
+/// Declares a subcommand that takes every config key as a flag (flags override the file).
+macro_rules! config_flags {
+    ($(#[$meta:meta])* $name:ident, $sub:literal) => {
+        #[derive(FromArgs)]
+        $(#[$meta])*
+        #[argh(subcommand, name = $sub)]
+        struct $name {
+            /// config file (default /etc/swandog.conf, used if present)
+            #[argh(option)]
+            config: Option<String>,
+            /// charon's VICI socket (default unix:///var/run/charon.vici)
+            #[argh(option)]
+            vici: Option<String>,
+            /// children to keep up, comma-separated or repeated (default: every route-based child)
+            #[argh(option)]
+            watch: Vec<String>,
+            /// who re-initiates: initiator, responder or auto (default auto)
+            #[argh(option)]
+            role: Option<String>,
+            /// board profile: mt7621, ath79, ipq40xx, filogic, generic
+            #[argh(option)]
+            board: Option<String>,
+            /// one-sided SA: report or restart (default report)
+            #[argh(option)]
+            stale_action: Option<String>,
+            /// seconds packets-in may stay frozen while packets-out grow (default 60)
+            #[argh(option)]
+            stale_after_s: Option<String>,
+            /// wait after a drop before the first re-initiation, ms (default 1000)
+            #[argh(option)]
+            grace_ms: Option<String>,
+            /// first backoff, ms (default 1000)
+            #[argh(option)]
+            backoff_min_ms: Option<String>,
+            /// backoff cap, ms (default 60000)
+            #[argh(option)]
+            backoff_cap_ms: Option<String>,
+            /// reconciling list-sas poll, s (default 30; longer when busy)
+            #[argh(option)]
+            poll_interval_s: Option<String>,
+            /// load sampling interval, ms (default 1000)
+            #[argh(option)]
+            sample_interval_ms: Option<String>,
+            /// busy % from which the box counts as loaded (default 85)
+            #[argh(option)]
+            busy_threshold_pct: Option<String>,
+            /// CPU pressure % from which the box counts as loaded (default 40)
+            #[argh(option)]
+            psi_threshold_pct: Option<String>,
+            /// load window judged before a DPD failure of unknown start, s (default 120)
+            #[argh(option)]
+            dpd_window_s: Option<String>,
+            /// interval of the DPD-rate summary line, s (default 3600)
+            #[argh(option)]
+            summary_interval_s: Option<String>,
+            /// own CPU budget, thousandths of one core (default 5)
+            #[argh(option)]
+            cpu_budget_permille: Option<String>,
+            /// process niceness (default 0)
+            #[argh(option)]
+            nice: Option<String>,
+            /// where to log: syslog or stderr (default syslog)
+            #[argh(option)]
+            log: Option<String>,
+            /// most verbose level logged: error, warn, info, debug (default info)
+            #[argh(option)]
+            log_level: Option<String>,
+            /// syslog facility: daemon, user, local0..local7 (default daemon)
+            #[argh(option)]
+            syslog_facility: Option<String>,
+            /// where the status snapshot goes (default /var/run/swandog.status)
+            #[argh(option)]
+            status_file: Option<String>,
+            /// where /proc is (default /proc; tests point it elsewhere)
+            #[argh(option)]
+            proc_root: Option<String>,
+        }
+
+        impl $name {
+            fn flags(&self) -> FlagSet {
+                let mut set = Vec::new();
+                let watch = self.watch.join(",");
+                let all: [(&'static str, Option<&String>); 22] = [
+                    ("vici", self.vici.as_ref()),
+                    ("watch", (!self.watch.is_empty()).then_some(&watch)),
+                    ("role", self.role.as_ref()),
+                    ("board", self.board.as_ref()),
+                    ("stale_action", self.stale_action.as_ref()),
+                    ("stale_after_s", self.stale_after_s.as_ref()),
+                    ("grace_ms", self.grace_ms.as_ref()),
+                    ("backoff_min_ms", self.backoff_min_ms.as_ref()),
+                    ("backoff_cap_ms", self.backoff_cap_ms.as_ref()),
+                    ("poll_interval_s", self.poll_interval_s.as_ref()),
+                    ("sample_interval_ms", self.sample_interval_ms.as_ref()),
+                    ("busy_threshold_pct", self.busy_threshold_pct.as_ref()),
+                    ("psi_threshold_pct", self.psi_threshold_pct.as_ref()),
+                    ("dpd_window_s", self.dpd_window_s.as_ref()),
+                    ("summary_interval_s", self.summary_interval_s.as_ref()),
+                    ("cpu_budget_permille", self.cpu_budget_permille.as_ref()),
+                    ("nice", self.nice.as_ref()),
+                    ("log", self.log.as_ref()),
+                    ("log_level", self.log_level.as_ref()),
+                    ("syslog_facility", self.syslog_facility.as_ref()),
+                    ("status_file", self.status_file.as_ref()),
+                    ("proc_root", self.proc_root.as_ref()),
+                ];
+                for (key, value) in all {
+                    if let Some(value) = value {
+                        set.push((key, value.clone()));
+                    }
+                }
+                FlagSet {
+                    config: self.config.clone(),
+                    set,
+                }
+            }
+        }
+    };
+}
+
+config_flags!(
+    /// run the agent in the foreground (procd / busybox init keep it running).
+    ///
+    /// Examples:
+    ///   swandog run
+    ///   swandog run --log stderr --watch con1,con2_1 --role initiator
+    ///   swandog run --board mt7621 --config /etc/swandog.conf
+    RunArgs,
+    "run"
+);
+
+config_flags!(
+    /// validate the config, connect to charon and print what would be watched, and why.
+    ///
+    /// Exits non-zero with one clear line when something is wrong.
+    /// Example: swandog check --config /etc/swandog.conf
+    CheckArgs,
+    "check"
+);
+
 #[derive(FromArgs)]
-/// run the agent (started by procd or busybox init; stays in the foreground).
+/// show what the running agent knows: load sparkline with DPD failures, verdicts, tunnels.
 ///
-/// Example: swandog run --watch con1,con2_1 --log syslog
-#[argh(subcommand, name = "run")]
-struct RunArgs {
-    /// charon's VICI socket (default unix:///var/run/charon.vici)
-    #[argh(option)]
-    vici: Option<String>,
-    /// config file (default /etc/swandog.conf, if present)
-    #[argh(option)]
-    config: Option<String>,
-    /// children to keep up, comma-separated (default: every route-based child)
-    #[argh(option)]
-    watch: Option<String>,
-    /// where to log: syslog (default) or stderr
-    #[argh(option)]
-    log: Option<String>,
-    /// where to write the status snapshot (default /var/run/swandog.status)
+/// Examples:
+///   swandog status
+///   swandog status --json
+#[argh(subcommand, name = "status")]
+struct StatusArgs {
+    /// the agent's status file (default /var/run/swandog.status)
     #[argh(option)]
     status_file: Option<String>,
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
 }
 
 #[derive(FromArgs)]
-/// list IKE and CHILD SAs from charon, once.
+/// list IKE and CHILD SAs from charon once, like swanctl --list-sas.
 ///
-/// Example: swandog sas --json
+/// Examples:
+///   swandog sas
+///   swandog sas --json --vici unix:///var/run/charon.vici
 #[argh(subcommand, name = "sas")]
 struct SasArgs {
     /// charon's VICI socket (default unix:///var/run/charon.vici)
@@ -69,18 +214,31 @@ struct SasArgs {
     json: bool,
 }
 
-#[derive(FromArgs)]
-/// validate the config, connect to charon and print what would be watched.
-///
-/// Example: swandog check --config /etc/swandog.conf
-#[argh(subcommand, name = "check")]
-struct CheckArgs {
-    /// config file (default /etc/swandog.conf, if present)
-    #[argh(option)]
+/// The config file given (if any) and every flag given, as key/value text.
+#[derive(Clone)]
+struct FlagSet {
     config: Option<String>,
-    /// charon's VICI socket (default unix:///var/run/charon.vici)
-    #[argh(option)]
-    vici: Option<String>,
+    set: Vec<(&'static str, String)>,
+}
+
+impl FlagSet {
+    /// File (or defaults when the default file is absent), then flags, then cross-key checks.
+    fn load(&self) -> Result<Config, String> {
+        let mut cfg = match &self.config {
+            Some(path) => Config::load_file(Path::new(path)).map_err(|e| e.to_string())?,
+            None => match Config::load_file(Path::new(DEFAULT_CONFIG_PATH)) {
+                Ok(cfg) => cfg,
+                Err(e) if e.is_not_found() => Config::default(),
+                Err(e) => return Err(e.to_string()),
+            },
+        };
+        for (key, value) in &self.set {
+            cfg.set(key, value, Origin::Flag)
+                .map_err(|e| e.to_string())?;
+        }
+        cfg.validate().map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
 }
 
 fn main() -> ExitCode {
@@ -94,12 +252,11 @@ fn main() -> ExitCode {
             );
             Ok(())
         }
-        None => {
-            Err("no command given: try `swandog run`, `swandog sas` or `swandog --help`".into())
-        }
-        Some(Command::Run(args)) => run(args),
+        None => Err("no command given: try `swandog run`, `swandog status` or `swandog --help`".into()),
+        Some(Command::Run(args)) => run_agent(args.flags()),
+        Some(Command::Status(args)) => status(args),
         Some(Command::Sas(args)) => sas(args),
-        Some(Command::Check(args)) => check(args),
+        Some(Command::Check(args)) => check(args.flags()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,13 +267,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn uri(text: Option<&str>) -> Result<Uri, String> {
-    let text = text.unwrap_or(DEFAULT_URI);
-    Uri::parse(text).map_err(|e| format!("bad --vici {text:?}: {e}"))
+fn uri(text: &str) -> Result<Uri, String> {
+    Uri::parse(text).map_err(|e| format!("bad VICI URI {text:?}: {e}"))
 }
 
 fn sas(args: SasArgs) -> Result<(), String> {
-    let uri = uri(args.vici.as_deref())?;
+    let uri = uri(args.vici.as_deref().unwrap_or(config::DEFAULT_VICI_URI))?;
     let mut ikes: Vec<IkeSa> = Vec::new();
     smol::block_on(Commands::new(&uri).list_sas(&mut |ike| ikes.push(ike)))
         .map_err(|e| e.to_string())?;
@@ -141,93 +297,138 @@ fn sas(args: SasArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn check(args: CheckArgs) -> Result<(), String> {
-    let uri = uri(args.vici.as_deref())?;
+fn status(args: StatusArgs) -> Result<(), String> {
+    let path = PathBuf::from(args.status_file.as_deref().unwrap_or(DEFAULT_STATUS_FILE));
+    let form = if args.json {
+        StatusForm::Json
+    } else {
+        StatusForm::Human
+    };
+    let (text, age_s) = read_snapshot(&path, form)?;
+    if !args.json {
+        println!("swandog status (snapshot {age_s} s old, {})", path.display());
+        if age_s > 120 {
+            println!("WARNING: the snapshot is old: is `swandog run` still running?");
+        }
+    }
+    print!("{text}");
+    Ok(())
+}
+
+fn keeper_settings(cfg: &Config) -> KeeperSettings {
+    KeeperSettings {
+        role: match cfg.role {
+            config::Role::Initiator => keeper::Role::Initiator,
+            config::Role::Responder => keeper::Role::Responder,
+            config::Role::Auto => keeper::Role::Auto,
+        },
+        grace_ms: u64::from(cfg.grace_ms),
+        backoff_min_ms: u64::from(cfg.backoff_min_ms),
+        backoff_cap_ms: u64::from(cfg.backoff_cap_ms),
+        stale_after_ms: u64::from(cfg.stale_after_s) * 1000,
+        stale_action: match cfg.stale_action {
+            config::StaleAction::Report => keeper::StaleAction::Report,
+            config::StaleAction::Restart => keeper::StaleAction::Restart,
+        },
+        ..KeeperSettings::default()
+    }
+    .sanitized()
+}
+
+fn agent_settings(cfg: &Config) -> Settings {
+    let mut watch = heapless::Vec::new();
+    for name in &cfg.watch {
+        if let Ok(name) = Name::try_from(name.as_str()) {
+            let _ = watch.push(name);
+        }
+    }
+    Settings {
+        throttle: cfg.throttle_settings(),
+        thresholds: cfg.load_thresholds(),
+        dpd_window_ms: u64::from(cfg.dpd_window_s) * 1000,
+        summary_interval_ms: u64::from(cfg.summary_interval_s) * 1000,
+        keeper: keeper_settings(cfg),
+        watch,
+        ..Settings::default()
+    }
+}
+
+fn check(flags: FlagSet) -> Result<(), String> {
+    let cfg = flags.load()?;
+    println!("config ({}):\n{}", cfg.source_name(), cfg.describe());
+    let uri = uri(&cfg.vici)?;
     let mut commands = Commands::new(&uri);
     smol::block_on(async {
         let version = commands.version().await.map_err(|e| e.to_string())?;
         println!(
-            "charon {} {} on {}",
-            version.daemon, version.version, version.machine
+            "charon: {} {} on {} ({})",
+            version.daemon, version.version, version.machine, uri
         );
         let mut conns = Vec::new();
         commands
             .list_conns(&mut |c| conns.push(c))
             .await
             .map_err(|e| e.to_string())?;
-        for conn in &conns {
-            for child in &conn.children {
-                println!(
-                    "  {}/{}{}",
-                    conn.name,
-                    child.name,
-                    if child.route_based {
-                        " (route-based)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-        }
+        let mut ikes = Vec::new();
+        commands
+            .list_sas(&mut |ike| ikes.push(ike))
+            .await
+            .map_err(|e| e.to_string())?;
+        let named: Vec<&str> = cfg.watch.iter().map(|n| n.as_str()).collect();
+        let plan = keeper::plan_watch(&named, &conns, &ikes).map_err(|e| e.to_string())?;
+        print!("{plan}");
         Ok(())
     })
 }
 
-fn run(args: RunArgs) -> Result<(), String> {
-    let uri = uri(args.vici.as_deref())?;
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .init()
-        .map_err(|e| e.to_string())?;
-    info!("swandog {} watching {uri}", env!("CARGO_PKG_VERSION"));
-    smol::block_on(async {
-        let mut events = Events::new(&uri);
-        let mut reconnect = Reconnect::default();
-        let mut last_error: Option<String> = None;
-        loop {
-            match events.next().await {
-                Ok(event) => {
-                    reconnect.reset();
-                    if last_error.take().is_some() {
-                        info!("connected to charon at {uri}");
-                    }
-                    log_event(&event);
-                }
-                Err(e) if e.breaks_connection() => {
-                    let delay = reconnect.next_delay_ms();
-                    let text = e.to_string();
-                    if last_error.as_deref() != Some(&text) {
-                        warn!("{text}; retrying in {delay} ms");
-                    }
-                    last_error = Some(text);
-                    smol::Timer::after(std::time::Duration::from_millis(delay)).await;
-                }
-                Err(e) => warn!("{e}"),
-            }
-        }
-    })
+/// Applies the configured niceness to this process.
+fn apply_nice(nice: i8) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: setpriority only reads its integer arguments; PRIO_PROCESS with who = 0 means this
+    // process. It touches no memory of ours.
+    let rc = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, i32::from(nice)) };
+    if rc != 0 {
+        log::warn!(
+            "cannot set niceness {nice}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
-fn log_event(event: &Event) {
-    match event {
-        Event::IkeUpDown { up, ike } => info!(
-            "{}: IKE_SA #{} {} ({})",
-            ike.name,
-            ike.uniqueid,
-            if *up { "up" } else { "down" },
-            ike.state
-        ),
-        Event::ChildUpDown { up, ike } => {
-            for child in &ike.children {
-                info!(
-                    "{}: CHILD_SA #{} of {} {}",
-                    child.name,
-                    child.uniqueid,
-                    ike.name,
-                    if *up { "up" } else { "down" }
-                );
-            }
+fn run_agent(flags: FlagSet) -> Result<(), String> {
+    let cfg = flags.load()?;
+    let log = syslog::init(cfg.log, cfg.syslog_facility, cfg.log_level)
+        .map_err(|e| format!("cannot start logging: {e}"))?;
+    apply_nice(cfg.nice);
+    let uri = uri(&cfg.vici)?;
+    log::info!(
+        "swandog {} starting: charon at {uri}, role {}, watching {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.role.as_str(),
+        if cfg.watch.is_empty() {
+            "every route-based child".to_string()
+        } else {
+            cfg.watch.join(",")
         }
-        Event::Log(_) | Event::Alert { .. } => {}
-    }
+    );
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()) << 32;
+    let agent = swandog::agent::Agent::new(agent_settings(&cfg), seed);
+    let shell = run::ShellSettings {
+        uri,
+        proc_root: PathBuf::from(cfg.proc_root.as_str()),
+        status_file: PathBuf::from(cfg.status_file.as_str()),
+    };
+    let mut reload = || {
+        let cfg = flags.load()?;
+        log.set_level(cfg.log_level);
+        log.set_facility(cfg.syslog_facility);
+        apply_nice(cfg.nice);
+        Ok(agent_settings(&cfg))
+    };
+    run::run(shell, agent, &mut reload)
 }

@@ -2344,7 +2344,7 @@ mod tests {
     #[test]
     fn settings_come_from_the_config_in_its_units() {
         let s = KeeperSettings::from_config(&Config::default());
-        assert_eq!(s.role, Role::Auto);
+        assert_eq!(s.role, Role::Initiator);
         assert_eq!(s.stale_after_ms, 60_000);
         assert_eq!(
             (s.grace_ms, s.backoff_min_ms, s.backoff_cap_ms),

@@ -26,7 +26,7 @@ fn defaults_are_the_documented_values() {
     assert_eq!(c.syslog_facility, Facility::Daemon);
     assert_eq!(c.status_file.as_str(), "/var/run/swandog.status");
     assert_eq!(c.proc_root.as_str(), "/proc");
-    assert_eq!(c.role, Role::Auto);
+    assert_eq!(c.role, Role::Initiator);
     assert_eq!(c.stale_action, StaleAction::Report);
     assert_eq!(c.stale_after_s, 60);
     assert_eq!(c.grace_ms, 1_000);
