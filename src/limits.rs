@@ -114,3 +114,26 @@ pub const KEEPER_DUPLICATE_CONFIRM_MS: u64 = 5_000;
 pub const KEEPER_SUMMARY_AFTER_MS: [u64; 3] = [60_000, 600_000, 3_600_000];
 /// Interval of "still down" summaries after the last of `KEEPER_SUMMARY_AFTER_MS`.
 pub const KEEPER_SUMMARY_EVERY_MS: u64 = 6 * 3_600_000;
+
+/// Longest syslog line the agent builds (a DPD verdict with a 64-byte name is ~300 bytes).
+pub const LINE_MAX_BYTES: usize = 384;
+/// Lines waiting for the shell between two polls; more are dropped and counted.
+pub const PENDING_LINES_MAX: usize = 32;
+/// DPD failures kept for `status`.
+pub const DPD_RECORDS_MAX: usize = 16;
+/// Tunnels whose last failure cause is remembered (one line per cause, not per retry).
+pub const RECENT_CAUSES_MAX: usize = 16;
+/// `initiate` calls whose control-log is being read at once (the worker runs one at a time).
+pub const INITIATES_IN_FLIGHT_MAX: usize = 4;
+/// Keeper actions handled per poll; more wait for the next poll.
+pub const KEEPER_ACTIONS_PER_POLL_MAX: usize = 16;
+/// Shortest gap between two status rewrites caused by changes.
+pub const STATUS_MIN_GAP_MS: u64 = 1_000;
+/// IKE_SAs kept from one `list-sas` (the shell's buffer); more are counted.
+pub const IKE_SAS_MAX: usize = 32;
+/// Connections kept from one `list-conns`; more are counted.
+pub const CONNS_MAX: usize = 32;
+/// VICI jobs queued for the command worker.
+pub const COMMAND_QUEUE_MAX: usize = 8;
+/// Initial capacity of the status text buffer (reused for every write).
+pub const STATUS_TEXT_BYTES: usize = 8 * 1024;

@@ -252,7 +252,9 @@ fn main() -> ExitCode {
             );
             Ok(())
         }
-        None => Err("no command given: try `swandog run`, `swandog status` or `swandog --help`".into()),
+        None => {
+            Err("no command given: try `swandog run`, `swandog status` or `swandog --help`".into())
+        }
         Some(Command::Run(args)) => run_agent(args.flags()),
         Some(Command::Status(args)) => status(args),
         Some(Command::Sas(args)) => sas(args),
@@ -306,33 +308,16 @@ fn status(args: StatusArgs) -> Result<(), String> {
     };
     let (text, age_s) = read_snapshot(&path, form)?;
     if !args.json {
-        println!("swandog status (snapshot {age_s} s old, {})", path.display());
+        println!(
+            "swandog status (snapshot {age_s} s old, {})",
+            path.display()
+        );
         if age_s > 120 {
             println!("WARNING: the snapshot is old: is `swandog run` still running?");
         }
     }
     print!("{text}");
     Ok(())
-}
-
-fn keeper_settings(cfg: &Config) -> KeeperSettings {
-    KeeperSettings {
-        role: match cfg.role {
-            config::Role::Initiator => keeper::Role::Initiator,
-            config::Role::Responder => keeper::Role::Responder,
-            config::Role::Auto => keeper::Role::Auto,
-        },
-        grace_ms: u64::from(cfg.grace_ms),
-        backoff_min_ms: u64::from(cfg.backoff_min_ms),
-        backoff_cap_ms: u64::from(cfg.backoff_cap_ms),
-        stale_after_ms: u64::from(cfg.stale_after_s) * 1000,
-        stale_action: match cfg.stale_action {
-            config::StaleAction::Report => keeper::StaleAction::Report,
-            config::StaleAction::Restart => keeper::StaleAction::Restart,
-        },
-        ..KeeperSettings::default()
-    }
-    .sanitized()
 }
 
 fn agent_settings(cfg: &Config) -> Settings {
@@ -347,7 +332,7 @@ fn agent_settings(cfg: &Config) -> Settings {
         thresholds: cfg.load_thresholds(),
         dpd_window_ms: u64::from(cfg.dpd_window_s) * 1000,
         summary_interval_ms: u64::from(cfg.summary_interval_s) * 1000,
-        keeper: keeper_settings(cfg),
+        keeper: KeeperSettings::from_config(cfg),
         watch,
         ..Settings::default()
     }
@@ -375,8 +360,25 @@ fn check(flags: FlagSet) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let named: Vec<&str> = cfg.watch.iter().map(|n| n.as_str()).collect();
-        let plan = keeper::plan_watch(&named, &conns, &ikes).map_err(|e| e.to_string())?;
-        print!("{plan}");
+        let plan = keeper::plan_watch(&named, &conns).map_err(|e| e.to_string())?;
+        println!("{}", plan.to_string().trim_end());
+        if named.is_empty() {
+            // charon 5.x does not show if_id / marks in list-conns: the SAs tell.
+            println!("route-based children seen in list-sas (watched too):");
+            for ike in &ikes {
+                for child in ike.children.iter().filter(|c| c.is_route_based()) {
+                    println!(
+                        "  {} ({}): route-based, seen up with if-id {}/{} mark {}/{}",
+                        child.name,
+                        ike.name,
+                        child.if_id_in,
+                        child.if_id_out,
+                        child.mark_in,
+                        child.mark_out
+                    );
+                }
+            }
+        }
         Ok(())
     })
 }
@@ -406,7 +408,7 @@ fn run_agent(flags: FlagSet) -> Result<(), String> {
     log::info!(
         "swandog {} starting: charon at {uri}, role {}, watching {}",
         env!("CARGO_PKG_VERSION"),
-        cfg.role.as_str(),
+        cfg.role.name(),
         if cfg.watch.is_empty() {
             "every route-based child".to_string()
         } else {

@@ -1007,6 +1007,16 @@ impl Keeper {
         }
     }
 
+    /// New knobs (SIGHUP): watched children, their state and backoff are kept.
+    pub fn set_settings(&mut self, settings: KeeperSettings) {
+        self.settings = settings.sanitized();
+    }
+
+    /// Whether a child of that name is watched (under any connection).
+    pub fn is_watched(&self, child: &str) -> bool {
+        self.children().any(|c| c.name == child)
+    }
+
     /// Throttle hook (issue 6): when `slow`, re-initiations go one child at a time, at least
     /// `KEEPER_PACED_GAP_MS` apart — but no child waits longer than the backoff cap for it.
     pub fn set_pace(&mut self, slow: bool) {

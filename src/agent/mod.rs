@@ -10,3 +10,6 @@ pub mod diagnose;
 pub mod history;
 pub mod keeper;
 pub mod throttle;
+
+mod machine;
+pub use machine::{Action, Agent, CommandDone, Counters, DpdRecord, Job, Line, Settings};

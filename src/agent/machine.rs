@@ -1,0 +1,1054 @@
+//! [`Agent`]: the one state machine the shell drives. It ties the load history, the DPD
+//! verdicts, the failure diagnosis, the keeper and the throttle together, and answers with
+//! [`Action`]s: syslog lines, VICI jobs, status writes.
+//!
+//! ```
+//! use swandog::agent::{Action, Agent, Settings};
+//!
+//! let mut agent = Agent::new(Settings::default(), 1);
+//! agent.on_vici_link(0, true, false);
+//! let mut jobs = 0;
+//! agent.poll(0, &mut |a| if let Action::Job(_) = a { jobs += 1 });
+//! assert!(jobs >= 1, "a fresh link asks for list-conns and list-sas");
+//! ```
+
+use core::fmt::Write;
+
+use heapless::{Deque, String, Vec};
+use log::Level;
+
+use super::correlate::{format_dpd_line, verdict, LoadThresholds, RateClass, RateTracker, Verdict};
+use super::diagnose::{
+    classify_child_down, classify_ike_down, classify_log, DownCause, DpdTracker, FailureCause,
+    LogSignal,
+};
+use super::history::LoadHistory;
+use super::keeper::{
+    plan_watch, InitiateOutcome, Keeper, KeeperAction, KeeperReport, KeeperSettings, KeptState,
+    ReportKind, WatchReason,
+};
+use super::throttle::{Pace, Throttle, ThrottleSettings};
+use super::Millis;
+use crate::limits::{
+    DPD_RECORDS_MAX, INITIATES_IN_FLIGHT_MAX, KEEPER_ACTIONS_PER_POLL_MAX, LINE_MAX_BYTES,
+    PENDING_LINES_MAX, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS, WATCHED_CHILDREN_MAX,
+};
+use crate::report::status::sparkline;
+use crate::report::table::json_str;
+use crate::sample::load::{LoadSample, ReadError};
+use crate::vici::client::{ClientError, InitiateReply};
+use crate::vici::sa::{Conn, Event, IkeSa, IkeState, LogLine, Name};
+
+/// One syslog line.
+pub type Line = String<LINE_MAX_BYTES>;
+
+/// Everything the agent decides by; built from the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Pace and own CPU budget.
+    pub throttle: ThrottleSettings,
+    /// When load makes a DPD failure load-correlated.
+    pub thresholds: LoadThresholds,
+    /// Window of load judged before a DPD failure whose start is unknown.
+    pub dpd_window_ms: u64,
+    /// Interval of the DPD-rate summary line (deferred while the box is busy).
+    pub summary_interval_ms: u64,
+    /// Interval of status snapshot rewrites when nothing changed.
+    pub status_interval_ms: u64,
+    /// Re-initiation policy.
+    pub keeper: KeeperSettings,
+    /// Children named by the operator; empty = every route-based child.
+    pub watch: Vec<Name, WATCHED_CHILDREN_MAX>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            throttle: ThrottleSettings::default(),
+            thresholds: LoadThresholds::default(),
+            dpd_window_ms: 120_000,
+            summary_interval_ms: 3_600_000,
+            status_interval_ms: 10_000,
+            keeper: KeeperSettings::default(),
+            watch: Vec::new(),
+        }
+    }
+}
+
+/// A VICI command for the shell's command worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// Reconcile: `list-sas {noblock = yes}`.
+    ListSas,
+    /// Learn the configured connections.
+    ListConns,
+    /// Bring a child up.
+    Initiate {
+        /// Child name.
+        child: Name,
+        /// Its connection.
+        ike: Name,
+        /// charon-side timeout.
+        timeout_ms: u32,
+    },
+    /// Tear one CHILD_SA down (stale restart).
+    Terminate {
+        /// Child name (for the report).
+        child: Name,
+        /// The CHILD_SA's unique id.
+        child_id: u32,
+        /// charon-side timeout.
+        timeout_ms: u32,
+    },
+}
+
+/// What the agent wants done.
+// Lines are the common action; boxing them would allocate for every line logged.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Log one line.
+    Log(Level, Line),
+    /// Run a VICI command.
+    Job(Job),
+    /// Rewrite the status snapshot (ask `render_status`).
+    WriteStatus,
+}
+
+/// A finished VICI command, as the worker hands it back.
+pub enum CommandDone<'a> {
+    /// `list-sas` answered (or failed).
+    Sas {
+        /// The IKE_SAs.
+        result: Result<&'a [IkeSa], ClientError>,
+        /// IKE_SAs beyond capacity, not stored.
+        overflow: u32,
+    },
+    /// `list-conns` answered.
+    Conns {
+        /// The connections.
+        result: Result<&'a [Conn], ClientError>,
+        /// Connections beyond capacity.
+        overflow: u32,
+    },
+    /// `initiate` finished.
+    Initiated {
+        /// Which child.
+        child: &'a Name,
+        /// Its connection.
+        ike: &'a Name,
+        /// charon's answer.
+        result: &'a Result<InitiateReply, ClientError>,
+    },
+    /// `terminate` finished.
+    Terminated {
+        /// Which child.
+        child: &'a Name,
+        /// charon's answer.
+        result: &'a Result<InitiateReply, ClientError>,
+    },
+}
+
+/// One DPD failure and its verdict, kept for `status`.
+#[derive(Debug, Clone)]
+pub struct DpdRecord {
+    /// The IKE_SA (connection) name.
+    pub ike: Name,
+    /// When charon gave up.
+    pub at: Millis,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// Counters for status: what went wrong and how often.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    /// Malformed / oversized frames seen.
+    pub wire_faults: u32,
+    /// VICI command failures (timeouts included).
+    pub command_failures: u32,
+    /// Lines dropped because the pending queue was full.
+    pub lines_dropped: u32,
+    /// IKE_SAs or connections beyond table capacity.
+    pub table_overflows: u32,
+    /// /proc read failures.
+    pub sample_errors: u32,
+    /// VICI link losses.
+    pub link_losses: u32,
+}
+
+/// The agent.
+pub struct Agent {
+    settings: Settings,
+    history: LoadHistory,
+    last_sample: Option<LoadSample>,
+    dpd: DpdTracker,
+    rate: RateTracker,
+    rate_class: RateClass,
+    dpd_records: Deque<DpdRecord, DPD_RECORDS_MAX>,
+    recent_causes: Vec<(Name, FailureCause, Millis), RECENT_CAUSES_MAX>,
+    /// What the control-log of each running `initiate` said: last failure cause, duplicate.
+    initiating: Vec<(Name, Option<FailureCause>, bool), INITIATES_IN_FLIGHT_MAX>,
+    keeper: Keeper,
+    throttle: Throttle,
+    pending: Deque<(Level, Line), PENDING_LINES_MAX>,
+    jobs: Deque<Job, 4>,
+    link_up: bool,
+    link_since: Millis,
+    alerts: bool,
+    next_poll: Millis,
+    next_summary: Millis,
+    next_status: Millis,
+    status_dirty: bool,
+    last_status: Millis,
+    sample_error_logged: bool,
+    counters: Counters,
+}
+
+fn line(args: core::fmt::Arguments<'_>) -> Line {
+    let mut l = Line::new();
+    // A line longer than LINE_MAX_BYTES is cut; never an error.
+    let _ = l.write_fmt(args);
+    l
+}
+
+impl Agent {
+    /// A fresh agent; `seed` feeds the keeper's jitter.
+    pub fn new(settings: Settings, seed: u64) -> Agent {
+        Agent {
+            history: LoadHistory::new(),
+            last_sample: None,
+            dpd: DpdTracker::new(),
+            rate: RateTracker::default(),
+            rate_class: RateClass::default(),
+            dpd_records: Deque::new(),
+            recent_causes: Vec::new(),
+            initiating: Vec::new(),
+            keeper: Keeper::new(settings.keeper, seed),
+            throttle: Throttle::new(settings.throttle),
+            pending: Deque::new(),
+            jobs: Deque::new(),
+            link_up: false,
+            link_since: 0,
+            alerts: false,
+            next_poll: 0,
+            next_summary: settings.summary_interval_ms,
+            next_status: 0,
+            status_dirty: true,
+            last_status: 0,
+            sample_error_logged: false,
+            counters: Counters::default(),
+            settings,
+        }
+    }
+
+    fn say(&mut self, level: Level, text: Line) {
+        if self.pending.push_back((level, text)).is_err() {
+            self.counters.lines_dropped = self.counters.lines_dropped.saturating_add(1);
+        }
+    }
+
+    fn job(&mut self, job: Job) {
+        if !self.jobs.iter().any(|j| *j == job) && self.jobs.push_back(job).is_err() {
+            self.counters.table_overflows = self.counters.table_overflows.saturating_add(1);
+        }
+    }
+
+    /// New settings (SIGHUP): history, DPD records, rates and tunnel state are kept.
+    pub fn reload(&mut self, now: Millis, settings: Settings) {
+        self.throttle.set_settings(settings.throttle);
+        self.keeper.set_settings(settings.keeper);
+        self.settings = settings;
+        self.status_dirty = true;
+        if self.link_up {
+            self.job(Job::ListConns);
+            self.job(Job::ListSas);
+        }
+        self.next_poll = now;
+    }
+
+    /// Load sampling interval right now (stretched when busy).
+    pub fn sample_interval_ms(&self) -> u64 {
+        self.throttle.sample_interval_ms()
+    }
+
+    /// One load sample.
+    pub fn on_load(&mut self, now: Millis, sample: &LoadSample) {
+        self.history.push(sample);
+        self.rate.on_sample(sample, &self.settings.thresholds);
+        self.throttle.on_load(now, sample.busy_permille);
+        self.last_sample = Some(*sample);
+        self.sample_error_logged = false;
+    }
+
+    /// /proc could not be read.
+    pub fn on_sample_error(&mut self, _now: Millis, error: &ReadError) {
+        self.counters.sample_errors = self.counters.sample_errors.saturating_add(1);
+        if !self.sample_error_logged {
+            self.sample_error_logged = true;
+            self.say(
+                Level::Warn,
+                line(format_args!(
+                    "cannot sample CPU load: {error} (verdicts will say so)"
+                )),
+            );
+        }
+    }
+
+    /// swandog's own CPU time so far.
+    pub fn on_own_cpu(&mut self, now: Millis, cpu_us: u64) {
+        self.throttle.on_own_cpu(now, cpu_us);
+    }
+
+    /// The event connection came up (registered) or went down.
+    pub fn on_vici_link(&mut self, now: Millis, up: bool, alerts: bool) {
+        if up == self.link_up {
+            return;
+        }
+        self.link_up = up;
+        self.link_since = now;
+        self.alerts = alerts;
+        self.status_dirty = true;
+        if up {
+            self.say(
+                Level::Info,
+                line(format_args!(
+                    "connected to charon{}",
+                    if alerts { " (alerts supported)" } else { "" }
+                )),
+            );
+            // After a (re)connect, charon may have restarted: learn everything again.
+            self.job(Job::ListConns);
+            self.job(Job::ListSas);
+            self.next_poll = now.saturating_add(self.throttle.poll_interval_ms());
+        } else {
+            self.counters.link_losses = self.counters.link_losses.saturating_add(1);
+        }
+    }
+
+    /// A malformed or oversized frame (the connection survived).
+    pub fn on_wire_fault(&mut self, _now: Millis, error: &ClientError) {
+        self.counters.wire_faults = self.counters.wire_faults.saturating_add(1);
+        // The first of each burst is logged; the count goes to status.
+        if self.counters.wire_faults.is_power_of_two() {
+            self.say(
+                Level::Warn,
+                line(format_args!(
+                    "{error} ({} so far; connection kept)",
+                    self.counters.wire_faults
+                )),
+            );
+        }
+    }
+
+    /// One VICI event.
+    pub fn on_event(&mut self, now: Millis, event: &Event) {
+        match event {
+            Event::Log(log) => self.on_log(now, log, None),
+            Event::Alert { kind, ike } => {
+                if kind == "retransmit-send-timeout" {
+                    if let Some(ike) = ike {
+                        self.dpd
+                            .on_log(ike, LogSignal::GaveUp { retransmits: 0 }, now);
+                    }
+                }
+            }
+            Event::IkeUpDown { up: true, ike } => {
+                self.dpd.forget(&ike.name);
+                self.keeper.on_ike_updown(now, true, ike);
+                self.status_dirty = true;
+            }
+            Event::IkeUpDown { up: false, ike } => self.on_ike_down(now, ike),
+            Event::ChildUpDown { up, ike } => {
+                if !*up {
+                    self.on_child_down(now, ike);
+                }
+                self.keeper.on_child_updown(now, *up, ike);
+                self.status_dirty = true;
+            }
+        }
+    }
+
+    fn on_log(&mut self, now: Millis, log: &LogLine, initiating: Option<&Name>) {
+        let Some(signal) = classify_log(&log.msg) else {
+            return;
+        };
+        if let Some(ike) = &log.ike {
+            self.dpd.on_log(ike, signal, now);
+        }
+        let Some(cause) = signal.failure_cause() else {
+            return;
+        };
+        let subject = match (initiating, &log.ike) {
+            (Some(child), _) => child.clone(),
+            (None, Some(ike)) => ike.clone(),
+            (None, None) => return,
+        };
+        // One line per (tunnel, cause) while it lasts, not one per charon retry.
+        let fresh = match self
+            .recent_causes
+            .iter_mut()
+            .find(|(n, _, _)| *n == subject)
+        {
+            Some(entry) if entry.1 == cause && now.saturating_sub(entry.2) < 600_000 => false,
+            Some(entry) => {
+                *entry = (subject.clone(), cause, now);
+                true
+            }
+            None => {
+                if self.recent_causes.is_full() {
+                    self.recent_causes.remove(0);
+                }
+                let _ = self.recent_causes.push((subject.clone(), cause, now));
+                true
+            }
+        };
+        // No reply and DPD have their own lines (keeper summaries, verdicts).
+        let config_error = matches!(
+            cause,
+            FailureCause::ProposalMismatch | FailureCause::TsMismatch | FailureCause::AuthFailed
+        );
+        if fresh && (config_error || cause == FailureCause::PeerDeleted) {
+            let level = if config_error {
+                Level::Warn
+            } else {
+                Level::Info
+            };
+            self.say(
+                level,
+                line(format_args!(
+                    "{subject}: {}: {}",
+                    cause.as_str(),
+                    cause.advice()
+                )),
+            );
+        }
+    }
+
+    fn on_ike_down(&mut self, now: Millis, ike: &IkeSa) {
+        let cause = classify_ike_down(
+            ike.state.as_str(),
+            ike.tasks_active.names(),
+            ike.tasks_passive.names(),
+        );
+        let unanswered = self.dpd.take(&ike.name, now);
+        // With MOBIKE, the initiator's liveness check runs as IKE_MOBIKE, not IKE_DPD.
+        let mobike_dpd = ike.state == IkeState::Established
+            && ike.tasks_active.contains("IKE_MOBIKE")
+            && unanswered.is_some_and(|u| u.gave_up_at.is_some());
+        let is_dpd =
+            cause == DownCause::Dpd || mobike_dpd || unanswered.is_some_and(|u| u.is_dpd_failure());
+        if is_dpd {
+            let window = self.settings.dpd_window_ms;
+            let from = unanswered
+                .map(|u| u.since)
+                .filter(|&since| now.saturating_sub(since) <= window)
+                .unwrap_or(now.saturating_sub(window));
+            let v = verdict(&self.history, from, now, &self.settings.thresholds);
+            self.rate.on_dpd_failure(&v);
+            let mut text = Line::new();
+            let _ = format_dpd_line(&ike.name, &v, &mut text);
+            self.say(Level::Warn, text);
+            if self.dpd_records.is_full() {
+                self.dpd_records.pop_front();
+            }
+            let _ = self.dpd_records.push_back(DpdRecord {
+                ike: ike.name.clone(),
+                at: now,
+                verdict: v,
+            });
+            let class = self.rate.class();
+            if class != self.rate_class {
+                self.rate_class = class;
+                self.say_rate(Level::Info);
+            }
+        } else {
+            self.say(
+                Level::Info,
+                line(format_args!(
+                    "{}: IKE_SA down ({})",
+                    ike.name,
+                    cause.as_str()
+                )),
+            );
+        }
+        self.keeper.on_ike_updown(now, false, ike);
+        self.status_dirty = true;
+    }
+
+    fn on_child_down(&mut self, _now: Millis, ike: &IkeSa) {
+        let cause = classify_child_down(
+            ike.state.as_str(),
+            ike.tasks_active.names(),
+            ike.tasks_passive.names(),
+        );
+        // A child that goes down with its IKE_SA was reported on the IKE_SA.
+        if matches!(
+            cause,
+            DownCause::PeerDeletedChild | DownCause::LocalDeletedChild
+        ) {
+            for child in &ike.children {
+                if !self.keeper.is_watched(&child.name) {
+                    self.say(
+                        Level::Info,
+                        line(format_args!(
+                            "{}: CHILD_SA of {} down ({})",
+                            child.name,
+                            ike.name,
+                            cause.as_str()
+                        )),
+                    );
+                }
+            }
+        }
+    }
+
+    fn say_rate(&mut self, level: Level) {
+        let mut text = Line::new();
+        let _ = self.rate.format_summary(&mut text);
+        self.say(level, text);
+    }
+
+    /// The control-log line of an `initiate` the worker is running for `child`.
+    pub fn on_control_log(&mut self, now: Millis, child: &Name, log: &LogLine) {
+        let signal = classify_log(&log.msg);
+        let entry = match self.initiating.iter().position(|(n, _, _)| n == child) {
+            Some(i) => Some(i),
+            None => self
+                .initiating
+                .push((child.clone(), None, false))
+                .ok()
+                .map(|()| self.initiating.len() - 1),
+        };
+        if let (Some(i), Some(signal)) = (entry, signal) {
+            if signal == LogSignal::DuplicateChild {
+                self.initiating[i].2 = true;
+            }
+            if let Some(cause) = signal.failure_cause() {
+                self.initiating[i].1 = Some(cause);
+            }
+        }
+        self.on_log(now, log, Some(child));
+    }
+
+    /// A VICI command finished.
+    pub fn on_command_done(&mut self, now: Millis, done: CommandDone<'_>) {
+        match done {
+            CommandDone::Sas { result, overflow } => match result {
+                Ok(ikes) => {
+                    if overflow > 0 {
+                        self.table_overflow("IKE_SAs in one list-sas", overflow);
+                    }
+                    self.discover(ikes);
+                    self.keeper.on_snapshot(now, ikes.iter());
+                    self.status_dirty = true;
+                }
+                Err(e) => self.command_failed("list-sas", &e),
+            },
+            CommandDone::Conns { result, overflow } => match result {
+                Ok(conns) => {
+                    if overflow > 0 {
+                        self.table_overflow("connections in one list-conns", overflow);
+                    }
+                    self.plan_watch(conns);
+                }
+                Err(e) => self.command_failed("list-conns", &e),
+            },
+            CommandDone::Initiated { child, ike, result } => {
+                let (cause, duplicate) =
+                    match self.initiating.iter().position(|(n, _, _)| n == child) {
+                        Some(i) => {
+                            let (_, cause, duplicate) = self.initiating.swap_remove(i);
+                            (cause, duplicate)
+                        }
+                        None => (None, false),
+                    };
+                let outcome = match result {
+                    Ok(reply) => InitiateOutcome {
+                        ok: reply.success,
+                        duplicate,
+                        cause: cause.map(FailureCause::as_str),
+                    },
+                    Err(e) => {
+                        self.command_failed("initiate", e);
+                        InitiateOutcome {
+                            ok: false,
+                            duplicate: false,
+                            cause: Some(match e {
+                                ClientError::Timeout(_) => "charon-timeout",
+                                _ => "vici-error",
+                            }),
+                        }
+                    }
+                };
+                self.keeper.on_initiate_result(now, child, ike, outcome);
+                self.status_dirty = true;
+            }
+            CommandDone::Terminated { child, result } => {
+                if let Err(e) = result {
+                    self.command_failed("terminate", e);
+                } else {
+                    self.say(
+                        Level::Info,
+                        line(format_args!(
+                            "{child}: stale CHILD_SA terminated, re-initiating"
+                        )),
+                    );
+                }
+            }
+        }
+    }
+
+    fn table_overflow(&mut self, what: &str, n: u32) {
+        self.counters.table_overflows = self.counters.table_overflows.saturating_add(n);
+        self.say(
+            Level::Warn,
+            line(format_args!(
+                "table full: {n} {what} beyond capacity were not tracked (see limits)"
+            )),
+        );
+    }
+
+    fn command_failed(&mut self, what: &str, error: &ClientError) {
+        self.counters.command_failures = self.counters.command_failures.saturating_add(1);
+        self.say(
+            Level::Warn,
+            line(format_args!("VICI {what} failed: {error}")),
+        );
+    }
+
+    /// Route-based children seen up are watched when the operator named none.
+    fn discover(&mut self, ikes: &[IkeSa]) {
+        if !self.settings.watch.is_empty() {
+            return;
+        }
+        for ike in ikes {
+            for child in ike.children.iter().filter(|c| c.is_route_based()) {
+                if !self.keeper.is_watched(&child.name) {
+                    match self
+                        .keeper
+                        .watch(&child.name, &ike.name, WatchReason::RouteBased)
+                    {
+                        Ok(()) => self.say(
+                            Level::Info,
+                            line(format_args!(
+                                "{}: watching (route-based child of {}, if-id {}/{})",
+                                child.name, ike.name, child.if_id_in, child.if_id_out
+                            )),
+                        ),
+                        Err(_) => self.table_overflow("watched children", 1),
+                    }
+                }
+            }
+            self.keeper
+                .set_endpoints(&ike.name, &ike.local_host, &ike.remote_host);
+        }
+    }
+
+    fn plan_watch(&mut self, conns: &[Conn]) {
+        self.keeper.set_conn_endpoints(conns);
+        let watch = self.settings.watch.clone();
+        let named: Vec<&str, WATCHED_CHILDREN_MAX> = watch.iter().map(|n| n.as_str()).collect();
+        let planned = plan_watch(&named, conns);
+        match planned {
+            Ok(plan) => {
+                let before = self.keeper.children().count();
+                let missed = self.keeper.watch_plan(&plan);
+                if missed > 0 {
+                    self.table_overflow("watched children", u32::from(missed));
+                }
+                let added = self.keeper.children().count().saturating_sub(before);
+                if added > 0 {
+                    let mut names = Line::new();
+                    for c in self.keeper.children().skip(before) {
+                        let _ = write!(
+                            names,
+                            "{}{}",
+                            if names.is_empty() { "" } else { ", " },
+                            c.name
+                        );
+                    }
+                    self.say(Level::Info, line(format_args!("watching {names}")));
+                }
+            }
+            Err(unknown) => {
+                let text = line(format_args!("{unknown}"));
+                self.say(Level::Warn, text);
+            }
+        }
+    }
+
+    /// Runs what is due and hands out actions.
+    pub fn poll(&mut self, now: Millis, emit: &mut dyn FnMut(Action)) {
+        if let Some(change) = self.throttle.take_change() {
+            self.keeper.set_pace(change.pace != Pace::Normal);
+            let text = line(format_args!("{change}"));
+            self.say(Level::Info, text);
+            self.status_dirty = true;
+        }
+        if self.link_up && now >= self.next_poll {
+            self.job(Job::ListSas);
+            self.next_poll = now.saturating_add(self.throttle.poll_interval_ms());
+        }
+        if self.link_up {
+            let mut actions: Deque<KeeperAction, KEEPER_ACTIONS_PER_POLL_MAX> = Deque::new();
+            let mut overflow = false;
+            self.keeper.poll(now, &mut |a| {
+                overflow |= actions.push_back(a).is_err();
+            });
+            if overflow {
+                self.counters.lines_dropped = self.counters.lines_dropped.saturating_add(1);
+            }
+            for action in actions {
+                match action {
+                    KeeperAction::Initiate { child, ike } => self.job(Job::Initiate {
+                        child,
+                        ike,
+                        timeout_ms: self.settings.keeper.initiate_timeout_ms as u32,
+                    }),
+                    KeeperAction::Reconcile => self.job(Job::ListSas),
+                    KeeperAction::Terminate {
+                        child,
+                        child_uniqueid,
+                    } => self.job(Job::Terminate {
+                        child,
+                        child_id: child_uniqueid,
+                        timeout_ms: self.settings.keeper.initiate_timeout_ms as u32,
+                    }),
+                    KeeperAction::Report(report) => {
+                        let level = report_level(&report);
+                        let text = line(format_args!("{report}"));
+                        self.say(level, text);
+                        self.status_dirty = true;
+                    }
+                }
+            }
+        }
+        if now >= self.next_summary {
+            // Deferred while busy, but never more than 4 intervals.
+            let defer = self.throttle.defer_non_urgent()
+                && now < self.next_summary + 3 * self.settings.summary_interval_ms;
+            if !defer {
+                self.say_rate(Level::Info);
+                self.next_summary = now.saturating_add(self.settings.summary_interval_ms);
+            }
+        }
+        let status_every = if self.throttle.defer_non_urgent() {
+            self.settings.status_interval_ms.saturating_mul(6)
+        } else {
+            self.settings.status_interval_ms
+        };
+        let dirty_due = self.status_dirty && now >= self.last_status + STATUS_MIN_GAP_MS;
+        if dirty_due || now >= self.next_status {
+            self.status_dirty = false;
+            self.last_status = now;
+            self.next_status = now.saturating_add(status_every);
+            emit(Action::WriteStatus);
+        }
+        while let Some(job) = self.jobs.pop_front() {
+            emit(Action::Job(job));
+        }
+        while let Some((level, text)) = self.pending.pop_front() {
+            emit(Action::Log(level, text));
+        }
+    }
+
+    /// When `poll` next has something to do (the shell sleeps until then, or until an input).
+    pub fn next_wake(&self) -> Millis {
+        let mut wake = self.next_status.min(self.next_summary);
+        if self.status_dirty {
+            wake = wake.min(self.last_status + STATUS_MIN_GAP_MS);
+        }
+        if self.link_up {
+            wake = wake.min(self.next_poll);
+            if let Some(k) = self.keeper.next_wake() {
+                wake = wake.min(k);
+            }
+        }
+        wake
+    }
+
+    /// SIGUSR1: a status summary as log lines.
+    pub fn summary(&self, now: Millis, emit: &mut dyn FnMut(Level, &str)) {
+        let load = self.last_sample.map_or(0, |s| s.busy_permille);
+        let text = line(format_args!(
+            "status: charon {}, box {}.{}% busy, pace {}, {} DPD failures recorded",
+            if self.link_up {
+                "connected"
+            } else {
+                "unreachable"
+            },
+            load / 10,
+            load % 10,
+            self.throttle.pace().as_str(),
+            self.dpd_records.len()
+        ));
+        emit(Level::Info, &text);
+        for child in self.keeper.children() {
+            let text = line(format_args!(
+                "status: {} ({}): {} for {} s, {} re-initiations{}{}",
+                child.name,
+                child.ike,
+                state_label(child.state),
+                now.saturating_sub(child.since) / 1000,
+                child.reinitiations,
+                if child.last_failure.is_some() {
+                    ", last failure: "
+                } else {
+                    ""
+                },
+                child.last_failure.unwrap_or("")
+            ));
+            emit(Level::Info, &text);
+        }
+        let mut rate = Line::new();
+        let _ = self.rate.format_summary(&mut rate);
+        emit(Level::Info, &rate);
+    }
+
+    /// The status snapshot: one JSON line, then the human form.
+    pub fn render_status(&self, now: Millis, unix_now: u64, out: &mut impl Write) {
+        let _ = self.render_json(now, unix_now, out);
+        let _ = out.write_char('\n');
+        let _ = self.render_human(now, out);
+    }
+
+    fn unix_at(now: Millis, unix_now: u64, at: Millis) -> u64 {
+        unix_now.saturating_sub(now.saturating_sub(at) / 1000)
+    }
+
+    fn render_json(&self, now: Millis, unix_now: u64, out: &mut impl Write) -> core::fmt::Result {
+        write!(
+            out,
+            "{{\"written\":{unix_now},\"vici\":{{\"connected\":{},\"alerts\":{}}},",
+            self.link_up, self.alerts
+        )?;
+        let s = self.last_sample;
+        write!(
+            out,
+            "\"load\":{{\"busy\":{},\"busiest_cpu\":{},\"softirq\":{},\"psi\":",
+            Permille(s.map_or(0, |s| s.busy_permille)),
+            Permille(s.map_or(0, |s| s.busiest_cpu_permille)),
+            Permille(s.map_or(0, |s| s.softirq_permille)),
+        )?;
+        match s.and_then(|s| s.psi_some_avg10_centi) {
+            Some(p) => write!(out, "{}.{:02}", p / 100, p % 100)?,
+            None => out.write_str("null")?,
+        }
+        write!(out, ",\"pace\":")?;
+        json_str(out, self.throttle.pace().as_str())?;
+        write!(
+            out,
+            ",\"own_cpu_percent\":{}.{:03}",
+            self.throttle.own_cpu_centi_permille() / 1000,
+            self.throttle.own_cpu_centi_permille() % 1000
+        )?;
+        out.write_str("},\"children\":[")?;
+        for (i, c) in self.keeper.children().enumerate() {
+            if i > 0 {
+                out.write_char(',')?;
+            }
+            out.write_str("{\"name\":")?;
+            json_str(out, c.name)?;
+            out.write_str(",\"ike\":")?;
+            json_str(out, c.ike)?;
+            write!(out, ",\"state\":\"{}\"", state_label(c.state))?;
+            write!(
+                out,
+                ",\"since\":{},\"reinitiations\":{},\"attempts\":{},\"reason\":",
+                Self::unix_at(now, unix_now, c.since),
+                c.reinitiations,
+                c.attempts_since_down
+            )?;
+            json_str(out, reason_label(c.reason))?;
+            out.write_str(",\"last_failure\":")?;
+            match c.last_failure {
+                Some(f) => json_str(out, f)?,
+                None => out.write_str("null")?,
+            }
+            out.write_str(",\"next_attempt\":")?;
+            match c.next_attempt_at {
+                Some(at) => write!(out, "{}", unix_now + at.saturating_sub(now) / 1000)?,
+                None => out.write_str("null")?,
+            }
+            out.write_char('}')?;
+        }
+        out.write_str("],\"dpd_failures\":[")?;
+        for (i, r) in self.dpd_records.iter().enumerate() {
+            if i > 0 {
+                out.write_char(',')?;
+            }
+            out.write_str("{\"ike\":")?;
+            json_str(out, &r.ike)?;
+            write!(
+                out,
+                ",\"at\":{},\"verdict\":\"{}\",\"busy_avg\":{},\"busy_peak\":{},\"above_s\":{},\"window_s\":{}}}",
+                Self::unix_at(now, unix_now, r.at),
+                if r.verdict.load_correlated { "load" } else { "no-load" },
+                Permille(r.verdict.busy_avg_permille),
+                Permille(r.verdict.busy_peak_permille),
+                r.verdict.above_ms / 1000,
+                r.verdict.window_ms / 1000
+            )?;
+        }
+        write!(
+            out,
+            "],\"rate\":{{\"class\":\"{}\",\"loaded_failures\":{},\"loaded_hours\":{},\"quiet_failures\":{},\"quiet_hours\":{},\"ratio\":",
+            self.rate.class().as_str(),
+            self.rate.loaded_failures(),
+            Hours(self.rate.loaded_ms()),
+            self.rate.quiet_failures(),
+            Hours(self.rate.quiet_ms()),
+        )?;
+        match self.rate.ratio_centi() {
+            Some(r) => write!(out, "{}.{:02}", r / 100, r % 100)?,
+            None => out.write_str("null")?,
+        }
+        let c = &self.counters;
+        write!(
+            out,
+            "}},\"counters\":{{\"wire_faults\":{},\"command_failures\":{},\"lines_dropped\":{},\"table_overflows\":{},\"sample_errors\":{},\"link_losses\":{},\"pace_changes\":{}}}}}",
+            c.wire_faults, c.command_failures, c.lines_dropped, c.table_overflows, c.sample_errors, c.link_losses, self.throttle.changes()
+        )
+    }
+
+    fn render_human(&self, now: Millis, out: &mut impl Write) -> core::fmt::Result {
+        let s = self.last_sample;
+        writeln!(
+            out,
+            "charon: {}   pace: {}   box busy now: {}% (busiest cpu {}%, softirq {}%)",
+            if self.link_up {
+                "connected"
+            } else {
+                "NOT CONNECTED"
+            },
+            self.throttle.pace().as_str(),
+            Permille(s.map_or(0, |s| s.busy_permille)),
+            Permille(s.map_or(0, |s| s.busiest_cpu_permille)),
+            Permille(s.map_or(0, |s| s.softirq_permille)),
+        )?;
+        // Load over the last 10 minutes, 60 columns of 10 s; DPD failures marked beneath.
+        const COLS: usize = 60;
+        const COL_MS: u64 = 10_000;
+        // Column COLS-1 is the newest 10 s; a young agent fills from the right.
+        let column = |at: Millis| {
+            let age = now.saturating_sub(at) / COL_MS;
+            (at <= now && age < COLS as u64).then(|| COLS - 1 - age as usize)
+        };
+        let mut peaks = [0u16; COLS];
+        for p in self.history.samples() {
+            if let Some(col) = column(p.at) {
+                peaks[col] = peaks[col].max(p.busy_permille);
+            }
+        }
+        out.write_str("load (10 min): ")?;
+        sparkline(out, &peaks)?;
+        out.write_str("\n               ")?;
+        let mut marks = [' '; COLS];
+        for r in &self.dpd_records {
+            if let Some(col) = column(r.at) {
+                marks[col] = if r.verdict.load_correlated { 'L' } else { 'x' };
+            }
+        }
+        for m in marks {
+            out.write_char(m)?;
+        }
+        writeln!(
+            out,
+            "  (L = DPD failure under load, x = DPD failure on a quiet box)"
+        )?;
+        writeln!(out, "watched children:")?;
+        let mut any = false;
+        for c in self.keeper.children() {
+            any = true;
+            write!(
+                out,
+                "  {:<12} {:<8} {:<10} for {} s, {} re-initiations",
+                c.name,
+                c.ike,
+                state_label(c.state),
+                now.saturating_sub(c.since) / 1000,
+                c.reinitiations
+            )?;
+            if let Some(f) = c.last_failure {
+                write!(out, ", last failure: {f}")?;
+            }
+            if let Some(at) = c.next_attempt_at {
+                write!(
+                    out,
+                    ", next attempt in {} s",
+                    at.saturating_sub(now).div_ceil(1000)
+                )?;
+            }
+            out.write_char('\n')?;
+        }
+        if !any {
+            writeln!(
+                out,
+                "  (none yet: no route-based child seen and none named with --watch)"
+            )?;
+        }
+        writeln!(out, "DPD failures (last {}):", self.dpd_records.len())?;
+        for r in &self.dpd_records {
+            writeln!(
+                out,
+                "  {} s ago  {:<10} {:<22} busy avg {}% peak {}%",
+                now.saturating_sub(r.at) / 1000,
+                r.ike.as_str(),
+                r.verdict.tag(),
+                Permille(r.verdict.busy_avg_permille),
+                Permille(r.verdict.busy_peak_permille)
+            )?;
+        }
+        let mut rate = Line::new();
+        let _ = self.rate.format_summary(&mut rate);
+        writeln!(out, "{rate}")
+    }
+}
+
+/// A permille value printed as a percentage with one decimal (`87.5`), without floats.
+struct Permille(u16);
+
+impl core::fmt::Display for Permille {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{}", self.0 / 10, self.0 % 10)
+    }
+}
+
+/// Milliseconds printed as hours with two decimals.
+struct Hours(u64);
+
+impl core::fmt::Display for Hours {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let centi = self.0 / 36_000;
+        write!(f, "{}.{:02}", centi / 100, centi % 100)
+    }
+}
+
+fn reason_label(reason: WatchReason) -> &'static str {
+    match reason {
+        WatchReason::Named => "named",
+        WatchReason::NamedConnection => "named-connection",
+        WatchReason::RouteBased => "route-based",
+    }
+}
+
+/// Going down and staying down are warnings; coming back is news.
+fn report_level(report: &KeeperReport) -> Level {
+    match report.kind {
+        ReportKind::Up { .. } | ReportKind::Stable { .. } | ReportKind::DuplicateIkeGone => {
+            Level::Info
+        }
+        _ => Level::Warn,
+    }
+}
+
+fn state_label(state: KeptState) -> &'static str {
+    match state {
+        KeptState::Unknown => "unknown",
+        KeptState::Up => "up",
+        KeptState::Down => "down",
+        KeptState::Connecting => "connecting",
+        KeptState::Waiting { .. } => "waiting",
+    }
+}

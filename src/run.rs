@@ -1,0 +1,388 @@
+//! The smol shell of `swandog run`: moves bytes and time between the outside world and the
+//! sans-I/O [`Agent`]. One thread, one `LocalExecutor`, two fixed tasks:
+//!
+//! * the main loop: VICI events, load samples, signals and timers in; agent actions out;
+//! * the command worker: runs VICI commands (list-sas, list-conns, initiate, terminate) one at a
+//!   time, each with a hard deadline, so a slow `initiate` never stalls event handling.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use heapless::{Deque, Vec};
+use log::{info, log, warn};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use smol::channel::{Receiver, Sender};
+use smol::future::FutureExt;
+use smol::{Async, LocalExecutor, Timer};
+
+use swandog::agent::{Action, Agent, CommandDone, Job, Millis, Settings};
+use swandog::limits::{
+    COMMAND_QUEUE_MAX, CONNS_MAX, IKE_SAS_MAX, PROC_READ_BUFFER_BYTES, STATUS_TEXT_BYTES,
+};
+use swandog::report::status::write_atomic;
+use swandog::sample::load::{LoadSampler, ProcFiles};
+use swandog::vici::client::{ClientError, Commands, Events, Reconnect, Uri};
+use swandog::vici::sa::{Conn, Event, IkeSa};
+
+/// What the shell needs besides the agent's own settings.
+pub struct ShellSettings {
+    /// charon's socket.
+    pub uri: Uri,
+    /// Where /proc is (tests point it at a recorded tree).
+    pub proc_root: PathBuf,
+    /// Where the status snapshot goes.
+    pub status_file: PathBuf,
+}
+
+/// What a signal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SignalRequest {
+    Stop,
+    Reload,
+    Summary,
+}
+
+/// Shared by the main loop and the command worker; never borrowed across an await.
+struct Shared {
+    agent: RefCell<Agent>,
+    jobs: RefCell<Deque<Job, COMMAND_QUEUE_MAX>>,
+    clock: Instant,
+}
+
+impl Shared {
+    fn now(&self) -> Millis {
+        self.clock.elapsed().as_millis() as Millis
+    }
+
+    fn at(&self, when: Millis) -> Instant {
+        self.clock + Duration::from_millis(when)
+    }
+}
+
+fn own_cpu_us() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| {
+        let us = |t: nix::sys::time::TimeVal| {
+            (t.tv_sec() as u64).saturating_mul(1_000_000) + t.tv_usec() as u64
+        };
+        us(u.user_time()) + us(u.system_time())
+    })
+}
+
+fn unix_now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn signals() -> std::io::Result<Async<SignalFd>> {
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
+        mask.add(s);
+    }
+    mask.thread_block()?;
+    let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+    Async::new(fd)
+}
+
+async fn next_signal(fd: &Async<SignalFd>) -> SignalRequest {
+    loop {
+        let got = fd
+            .read_with(|sfd| match sfd.read_signal() {
+                Ok(Some(info)) => Ok(info.ssi_signo),
+                Ok(None) => Err(std::io::ErrorKind::WouldBlock.into()),
+                Err(e) => Err(std::io::Error::from(e)),
+            })
+            .await;
+        match got.ok().and_then(|n| Signal::try_from(n as i32).ok()) {
+            Some(Signal::SIGTERM | Signal::SIGINT) => return SignalRequest::Stop,
+            Some(Signal::SIGHUP) => return SignalRequest::Reload,
+            Some(Signal::SIGUSR1) => return SignalRequest::Summary,
+            _ => {
+                Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+enum Wake {
+    Event(Result<Event, ClientError>),
+    Kick,
+    Timer,
+    Signal(SignalRequest),
+}
+
+/// Runs the agent until SIGTERM / SIGINT. `reload` re-reads the config on SIGHUP.
+pub fn run(
+    shell: ShellSettings,
+    agent: Agent,
+    reload: &mut dyn FnMut() -> Result<Settings, String>,
+) -> Result<(), String> {
+    let sigfd = signals().map_err(|e| format!("cannot set up signal handling: {e}"))?;
+    let shared = Rc::new(Shared {
+        agent: RefCell::new(agent),
+        jobs: RefCell::new(Deque::new()),
+        clock: Instant::now(),
+    });
+    let ex = LocalExecutor::new();
+    let (kick_tx, kick_rx) = smol::channel::bounded::<()>(1);
+    let (job_tx, job_rx) = smol::channel::bounded::<()>(1);
+    ex.spawn(worker(shared.clone(), shell.uri.clone(), job_rx, kick_tx))
+        .detach();
+    smol::block_on(ex.run(main_loop(shared, shell, sigfd, kick_rx, job_tx, reload)))
+}
+
+async fn main_loop(
+    shared: Rc<Shared>,
+    shell: ShellSettings,
+    sigfd: Async<SignalFd>,
+    kick_rx: Receiver<()>,
+    job_tx: Sender<()>,
+    reload: &mut dyn FnMut() -> Result<Settings, String>,
+) -> Result<(), String> {
+    let mut events = Events::new(&shell.uri);
+    let mut reconnect = Reconnect::default();
+    let mut events_retry_at: Option<Instant> = None;
+    let mut link_up = false;
+    let mut last_link_error = String::new();
+    let mut sampler = LoadSampler::new();
+    let proc_files = ProcFiles::new(&shell.proc_root);
+    let mut proc_buf = Box::new([0u8; PROC_READ_BUFFER_BYTES]);
+    let mut next_sample: Millis = 0;
+    let mut status_text = String::with_capacity(STATUS_TEXT_BYTES);
+    let mut status_error_logged = false;
+
+    loop {
+        // Hand the agent's actions to the world.
+        let mut write_status = false;
+        {
+            let now = shared.now();
+            let mut agent = shared.agent.borrow_mut();
+            let mut queued = false;
+            agent.poll(now, &mut |action| match action {
+                Action::Log(level, line) => log!(level, "{line}"),
+                Action::Job(job) => {
+                    let mut jobs = shared.jobs.borrow_mut();
+                    if !jobs.iter().any(|j| *j == job) && jobs.push_back(job).is_ok() {
+                        queued = true;
+                    }
+                }
+                Action::WriteStatus => write_status = true,
+            });
+            if queued {
+                let _ = job_tx.try_send(());
+            }
+            if write_status {
+                status_text.clear();
+                agent.render_status(now, unix_now_s(), &mut status_text);
+            }
+        }
+        if write_status {
+            match write_atomic(&shell.status_file, status_text.as_bytes()) {
+                Ok(()) => status_error_logged = false,
+                Err(e) if !status_error_logged => {
+                    warn!(
+                        "cannot write status file {}: {e} (swandog status will be stale)",
+                        shell.status_file.display()
+                    );
+                    status_error_logged = true;
+                }
+                Err(_) => {}
+            }
+        }
+
+        let wake_at = shared.agent.borrow().next_wake().min(next_sample);
+        let wake_instant = shared.at(wake_at);
+        let retry_at = events_retry_at;
+        let event = async {
+            if let Some(at) = retry_at {
+                Timer::at(at).await;
+            }
+            Wake::Event(events.next().await)
+        };
+        let kicked = async {
+            let _ = kick_rx.recv().await;
+            Wake::Kick
+        };
+        let timer = async {
+            Timer::at(wake_instant).await;
+            Wake::Timer
+        };
+        let signal = async { Wake::Signal(next_signal(&sigfd).await) };
+        let wake = signal.or(event).or(kicked).or(timer).await;
+
+        let now = shared.now();
+        match wake {
+            Wake::Event(Ok(event)) => {
+                reconnect.reset();
+                events_retry_at = None;
+                let mut agent = shared.agent.borrow_mut();
+                if !link_up {
+                    link_up = true;
+                    last_link_error.clear();
+                    agent.on_vici_link(now, true, events.alerts);
+                }
+                agent.on_event(now, &event);
+            }
+            Wake::Event(Err(e)) if e.breaks_connection() => {
+                let delay = reconnect.next_delay_ms();
+                events_retry_at = Some(Instant::now() + Duration::from_millis(delay));
+                let text = e.to_string();
+                if link_up || text != last_link_error {
+                    warn!("{text}; retrying with backoff (now {delay} ms)");
+                    last_link_error = text;
+                }
+                if link_up {
+                    link_up = false;
+                    shared.agent.borrow_mut().on_vici_link(now, false, false);
+                }
+            }
+            Wake::Event(Err(e)) => shared.agent.borrow_mut().on_wire_fault(now, &e),
+            Wake::Kick => {}
+            Wake::Timer => {
+                if now >= next_sample {
+                    let mut agent = shared.agent.borrow_mut();
+                    match proc_files.read(&mut proc_buf) {
+                        Ok(reading) => {
+                            if let Some(sample) = sampler.sample(now, &reading) {
+                                agent.on_load(now, &sample);
+                            }
+                        }
+                        Err(e) => agent.on_sample_error(now, &e),
+                    }
+                    agent.on_own_cpu(now, own_cpu_us());
+                    next_sample = now + agent.sample_interval_ms();
+                }
+                if events.is_connected() && !link_up {
+                    // Registered but no event yet: the link is up all the same.
+                    link_up = true;
+                    shared
+                        .agent
+                        .borrow_mut()
+                        .on_vici_link(now, true, events.alerts);
+                }
+            }
+            Wake::Signal(SignalRequest::Stop) => {
+                info!("stopping on signal");
+                let agent = shared.agent.borrow_mut();
+                status_text.clear();
+                agent.render_status(now, unix_now_s(), &mut status_text);
+                let _ = write_atomic(&shell.status_file, status_text.as_bytes());
+                return Ok(());
+            }
+            Wake::Signal(SignalRequest::Reload) => match reload() {
+                Ok(settings) => {
+                    shared.agent.borrow_mut().reload(now, settings);
+                    info!("config reloaded (history and tunnel state kept)");
+                }
+                Err(e) => warn!("config not reloaded, keeping the old one: {e}"),
+            },
+            Wake::Signal(SignalRequest::Summary) => {
+                shared
+                    .agent
+                    .borrow()
+                    .summary(now, &mut |level, line| log!(level, "{line}"));
+            }
+        }
+    }
+}
+
+async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sender<()>) {
+    let mut commands = Commands::new(&uri);
+    let mut ikes: Box<Vec<IkeSa, IKE_SAS_MAX>> = Box::default();
+    let mut conns: Box<Vec<Conn, CONNS_MAX>> = Box::default();
+    loop {
+        let job = shared.jobs.borrow_mut().pop_front();
+        let Some(job) = job else {
+            if job_rx.recv().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        match &job {
+            Job::ListSas => {
+                ikes.clear();
+                let mut overflow = 0u32;
+                let result = commands
+                    .list_sas(&mut |ike| {
+                        if ikes.push(ike).is_err() {
+                            overflow += 1;
+                        }
+                    })
+                    .await;
+                let now = shared.now();
+                shared.agent.borrow_mut().on_command_done(
+                    now,
+                    CommandDone::Sas {
+                        result: result.map(|_| &ikes[..]),
+                        overflow,
+                    },
+                );
+            }
+            Job::ListConns => {
+                conns.clear();
+                let mut overflow = 0u32;
+                let result = commands
+                    .list_conns(&mut |conn| {
+                        if conns.push(conn).is_err() {
+                            overflow += 1;
+                        }
+                    })
+                    .await;
+                let now = shared.now();
+                shared.agent.borrow_mut().on_command_done(
+                    now,
+                    CommandDone::Conns {
+                        result: result.map(|()| &conns[..]),
+                        overflow,
+                    },
+                );
+            }
+            Job::Initiate {
+                child,
+                ike,
+                timeout_ms,
+            } => {
+                let result = commands
+                    .initiate(child, Some(ike), *timeout_ms, &mut |line| {
+                        let now = shared.now();
+                        shared.agent.borrow_mut().on_control_log(now, child, &line);
+                    })
+                    .await;
+                let now = shared.now();
+                shared.agent.borrow_mut().on_command_done(
+                    now,
+                    CommandDone::Initiated {
+                        child,
+                        ike,
+                        result: &result,
+                    },
+                );
+            }
+            Job::Terminate {
+                child,
+                child_id,
+                timeout_ms,
+            } => {
+                let result = commands.terminate(Some(*child_id), None, *timeout_ms).await;
+                let now = shared.now();
+                shared.agent.borrow_mut().on_command_done(
+                    now,
+                    CommandDone::Terminated {
+                        child,
+                        result: &result,
+                    },
+                );
+            }
+        }
+        let _ = kick_tx.try_send(());
+    }
+}
