@@ -24,12 +24,20 @@ TARGET_DIR=${SWANDOG_CROSS_TARGET_DIR:-$REPO_DIR/target-cross}
 cd "$REPO_DIR"
 export SWANDOG_NO_LAB=1
 
+# Integration tests that cannot run under qemu-user, space-separated (override with
+# SWANDOG_CROSS_SKIP_TESTS): lab* need the real-strongSwan lab; sysv_script drives the init script
+# through busybox, which must exec the target binary (no binfmt_misc here) and needs
+# prctl(PR_SET_CHILD_SUBREAPER), which qemu-user does not implement.
+skip=" ${SWANDOG_CROSS_SKIP_TESTS:-sysv_script} "
 test_args=(--lib --bins)
+skipped=()
 for f in tests/*.rs; do
     name=$(basename "$f" .rs)
-    case $name in lab*) continue ;; esac   # real-strongSwan lab tests: host only
+    case $name in lab*) skipped+=("$name"); continue ;; esac
+    case $skip in *" $name "*) skipped+=("$name"); continue ;; esac
     test_args+=(--test "$name")
 done
+echo "integration tests not run under emulation: ${skipped[*]:-none}"
 
 passed=0 failed=0 failures=()
 ok() { passed=$((passed + 1)); echo "  ok   $*"; }
@@ -97,6 +105,13 @@ check_binary() {
 for t in "${targets[@]}"; do
     echo "=== $t"
     start=$SECONDS
+    if [[ $t == mips* ]]; then
+        # qemu-user 7.2 has no timerfd_settime64 on mips ("Unknown syscall 4411"), so musl takes
+        # another path there than on a real kernel and tests/emulated_timer.rs passes even without
+        # the fix (see cross/README.md). Guard the configuration itself as well.
+        flags=$(cargo -Zunstable-options config get --format json-value "target.$t.rustflags" 2>&1 || true)
+        if [[ $flags == *fix_y2038* ]]; then ok "$t rustflags carry --cfg fix_y2038"; else bad "$t rustflags lack --cfg fix_y2038: $flags"; fi
+    fi
     # Debug profile on purpose: `cargo test --release` beside the build-std release build in the
     # same target dir fails with "duplicate lang item".
     if cargo-zigbuild test --locked --target "$t" "${BUILD_STD[@]}" --target-dir "$TARGET_DIR" \
