@@ -1,0 +1,481 @@
+//! Issue 5 against the real lab: `swandog run` alone brings dropped tunnels back — after a DPD
+//! failure, after the peer's charon was gone for longer than strongSwan's keyingtries last,
+//! from one side only when both sites run it, and only the child the peer deleted.
+//! Needs root and the lab packages (see tests/lab/lab.sh); SWANDOG_NO_LAB skips (qemu only).
+//!
+//! Every test prints its measured timings (child-down line → first initiate in charon's log;
+//! heal / peer start → INSTALLED, checked with swanctl independently of swandog).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::labkit::{child, child_state, follow_charon, sas, Json, Lines, Swandog};
+use common::{lab_disabled, wait_for, Lab};
+
+/// A short backoff cap keeps the tests fast; "within cap + a few seconds" is the promise.
+const CAP_MS: u64 = 8000;
+const SLACK_MS: u64 = 6000;
+/// Grace (1 s) then the first attempt; on a busy box attempts are paced (5 s apart, one child
+/// at a time) but no child waits longer than the cap.
+const FIRST_TRY_MAX: Duration = Duration::from_millis(1000 + CAP_MS + 1000);
+
+fn cap_flags() -> Vec<String> {
+    vec!["--backoff-cap-ms".into(), CAP_MS.to_string()]
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn ike_of(child: &str) -> &'static str {
+    if child.starts_with("con2") {
+        "con2"
+    } else {
+        "con1"
+    }
+}
+
+fn wait_up(agent: &Swandog, children: &[&str]) {
+    let (ok, st) = agent.wait_status(Duration::from_secs(15), |s| {
+        children.iter().all(|c| child_state(s, c) == Some("up"))
+    });
+    assert!(
+        ok,
+        "swandog never showed {children:?} up: {st:?}\n{}",
+        agent.log()
+    );
+}
+
+/// Whether every child in `want` is INSTALLED on `site` (swanctl, not swandog).
+fn installed_all(lab: &Lab, site: &str, want: &[&str]) -> bool {
+    let got = lab.installed(site);
+    want.iter().all(|w| got.iter().any(|g| g == w))
+}
+
+/// Waits for swandog's "CHILD: down (...)" line after `since`.
+fn down_line(agent: &Swandog, child: &str, since: Instant, timeout: Duration) -> (Instant, String) {
+    let tag = format!("] {child}: down (");
+    agent
+        .lines
+        .wait(since, timeout, |l| l.contains(&tag))
+        .unwrap_or_else(|| {
+            panic!(
+                "no '{child}: down' line within {timeout:?}:\n{}",
+                agent.log()
+            )
+        })
+}
+
+/// The first line of charon's log (site `a`) at or after `since` showing an initiation for
+/// `child`: a new IKE_SA of its connection, or the child on an existing one.
+fn first_initiate(
+    charon: &Lines,
+    child: &str,
+    since: Instant,
+    timeout: Duration,
+) -> Option<(Instant, String)> {
+    let ike = format!("initiating IKE_SA {}[", ike_of(child));
+    let ch = format!("establishing CHILD_SA {child}{{");
+    charon.wait(since, timeout, |l| l.contains(&ike) || l.contains(&ch))
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// (a): break past DPD's give-up, keep it broken while swandog backs off, heal, and see every
+/// watched child INSTALLED again with no other command.
+fn dpd_break_then_heal(name: &str, watch: Option<&str>, watched: &[&str]) {
+    let lab = Lab::up(name);
+    let charon = follow_charon(&lab, "a");
+    let mut flags = cap_flags();
+    if let Some(w) = watch {
+        flags.extend(["--watch".to_string(), w.to_string()]);
+    }
+    let agent = Swandog::start(name, &lab.uri("a"), &args(&flags));
+    wait_up(&agent, watched);
+
+    let broke = Instant::now();
+    lab.must(&["break"]);
+    let mut downs = Vec::new();
+    for c in watched {
+        let (at, line) = down_line(&agent, c, broke, Duration::from_secs(20));
+        assert!(line.contains("deleted by DPD"), "{line}");
+        downs.push(at);
+        let init =
+            first_initiate(&charon.lines, c, at, Duration::from_secs(10)).unwrap_or_else(|| {
+                panic!(
+                    "no initiation for {c} after its down line:\n{}",
+                    agent.log()
+                )
+            });
+        eprintln!(
+            "[{name}] {c}: down line {} ms after break; first initiate of its IKE_SA {} ms after the down line ({})",
+            ms(at - broke),
+            ms(init.0.saturating_duration_since(at)),
+            init.1
+        );
+        assert!(
+            init.0 - at <= FIRST_TRY_MAX,
+            "first initiate too late for {c}"
+        );
+    }
+    // Stay broken well past the give-up: several attempts fail, the backoff grows.
+    let hold = Duration::from_secs(16);
+    std::thread::sleep(hold.saturating_sub(broke.elapsed()));
+    let st = agent.status().expect("status");
+    let mut failed = 0;
+    for c in watched {
+        let ch = child(&st, c).expect("child in status").clone();
+        eprintln!("[{name}] while broken: {ch:?}");
+        assert_ne!(ch.get("state").and_then(Json::as_str), Some("up"), "{ch:?}");
+        assert!(
+            ch.get("attempts").and_then(Json::as_f64).unwrap_or(0.0) >= 1.0,
+            "{ch:?}"
+        );
+        // An attempt may still be in flight (paced on a busy box): then no cause yet.
+        let cause = ch.get("last_failure").and_then(Json::as_str);
+        assert!(matches!(cause, None | Some("no-reply")), "{ch:?}");
+        failed += usize::from(cause.is_some());
+    }
+    assert!(
+        failed > 0,
+        "no failed attempt classified as no-reply while broken"
+    );
+
+    lab.must(&["heal"]);
+    let healed = Instant::now();
+    let limit = Duration::from_millis(CAP_MS + SLACK_MS);
+    let back = wait_for(limit, || installed_all(&lab, "a", watched));
+    eprintln!("[{name}] heal -> {watched:?} INSTALLED on a: {back:?} (cap {CAP_MS} ms)");
+    assert!(
+        back.is_some(),
+        "{watched:?} not INSTALLED within {limit:?} of the heal (have {:?}):\n{}",
+        lab.installed("a"),
+        agent.log()
+    );
+    for c in watched {
+        let (at, line) = agent
+            .lines
+            .wait(healed, Duration::from_secs(5), |l| {
+                l.contains(&format!("] {c}: back up after"))
+            })
+            .unwrap_or_else(|| panic!("no 'back up' line for {c}:\n{}", agent.log()));
+        eprintln!("[{name}] {} ms after heal: {line}", ms(at - healed));
+    }
+    if watch.is_none() {
+        // con1 is policy-based and not named: swandog leaves it alone.
+        assert!(!lab.installed("a").contains(&"con1".to_string()));
+        assert!(!agent.log().contains("] con1: down"), "{}", agent.log());
+    }
+    let _ = downs;
+}
+
+#[test]
+fn route_based_children_return_after_dpd_failure_and_heal_without_any_command() {
+    if lab_disabled("route_based_children_return_after_dpd_failure_and_heal_without_any_command") {
+        return;
+    }
+    dpd_break_then_heal("kdpd", None, &["con2_1", "con2_2"]);
+}
+
+#[test]
+fn named_children_return_after_dpd_failure_and_heal_without_any_command() {
+    if lab_disabled("named_children_return_after_dpd_failure_and_heal_without_any_command") {
+        return;
+    }
+    dpd_break_then_heal(
+        "kdpdw",
+        Some("con1,con2_1,con2_2"),
+        &["con1", "con2_1", "con2_2"],
+    );
+}
+
+#[test]
+fn tunnels_return_after_the_peer_was_down_longer_than_keyingtries_last() {
+    if lab_disabled("tunnels_return_after_the_peer_was_down_longer_than_keyingtries_last") {
+        return;
+    }
+    let name = "kstop";
+    let watched = ["con2_1", "con2_2"];
+    let lab = Lab::up(name);
+    let charon = follow_charon(&lab, "a");
+    let agent = Swandog::start(name, &lab.uri("a"), &args(&cap_flags()));
+    wait_up(&agent, &watched);
+
+    let stopped = Instant::now();
+    lab.must(&["stop", "b"]);
+    for c in watched {
+        let (at, line) = down_line(&agent, c, stopped, Duration::from_secs(20));
+        let init = first_initiate(&charon.lines, c, at, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no initiation for {c}:\n{}", agent.log()));
+        eprintln!(
+            "[{name}] {c}: '{line}' {} ms after stop; first initiate {} ms after it",
+            ms(at - stopped),
+            ms(init.0.saturating_duration_since(at))
+        );
+        assert!(
+            init.0 - at <= FIRST_TRY_MAX,
+            "first initiate too late for {c}"
+        );
+    }
+    // keyingtries = 1 (swanctl's default) gives up after one ~3 s try; stay down far longer.
+    std::thread::sleep(Duration::from_secs(25).saturating_sub(stopped.elapsed()));
+    let tries = charon
+        .lines
+        .all()
+        .iter()
+        .filter(|(_, l)| l.contains("initiating IKE_SA con2["))
+        .count();
+    eprintln!("[{name}] IKE_SA initiations of con2 while the peer was down 25 s: {tries}");
+    assert!(tries >= 3, "swandog kept trying: {tries}\n{}", agent.log());
+    let st = agent.status().expect("status");
+    for c in watched {
+        let ch = child(&st, c).expect("child");
+        assert_ne!(ch.get("state").and_then(Json::as_str), Some("up"), "{ch:?}");
+        eprintln!("[{name}] while the peer is down: {ch:?}");
+    }
+
+    lab.must(&["start", "b"]);
+    let limit = Duration::from_millis(CAP_MS + SLACK_MS);
+    let back = wait_for(limit, || installed_all(&lab, "a", &watched));
+    eprintln!("[{name}] peer start -> {watched:?} INSTALLED on a: {back:?} (cap {CAP_MS} ms)");
+    assert!(
+        back.is_some(),
+        "not back within {limit:?} of the peer's start (have {:?}):\n{}",
+        lab.installed("a"),
+        agent.log()
+    );
+    assert!(
+        installed_all(&lab, "b", &watched),
+        "b: {:?}",
+        lab.installed("b")
+    );
+}
+
+/// IKE_SA count per connection name, and INSTALLED count per child name, from `sas --json`.
+fn sa_counts(ikes: &Json) -> (Vec<(String, usize)>, Vec<(String, usize)>) {
+    let mut by_ike = std::collections::BTreeMap::<String, usize>::new();
+    let mut by_child = std::collections::BTreeMap::<String, usize>::new();
+    for ike in ikes.items() {
+        *by_ike
+            .entry(
+                ike.get("name")
+                    .and_then(Json::as_str)
+                    .unwrap_or("?")
+                    .to_string(),
+            )
+            .or_default() += 1;
+        for c in ike.get("children").map(Json::items).unwrap_or(&[]) {
+            if c.get("state").and_then(Json::as_str) == Some("INSTALLED") {
+                *by_child
+                    .entry(
+                        c.get("name")
+                            .and_then(Json::as_str)
+                            .unwrap_or("?")
+                            .to_string(),
+                    )
+                    .or_default() += 1;
+            }
+        }
+    }
+    (by_ike.into_iter().collect(), by_child.into_iter().collect())
+}
+
+#[test]
+fn swandog_on_both_sites_with_role_auto_leaves_one_ike_sa_per_connection() {
+    if lab_disabled("swandog_on_both_sites_with_role_auto_leaves_one_ike_sa_per_connection") {
+        return;
+    }
+    let name = "kauto";
+    let all = ["con1", "con2_1", "con2_2"];
+    let lab = Lab::up(name);
+    let charon_a = follow_charon(&lab, "a");
+    let charon_b = follow_charon(&lab, "b");
+    let mut flags = cap_flags();
+    flags.extend(["--role", "auto", "--watch", "con1,con2_1,con2_2"].map(String::from));
+    let agent_a = Swandog::start("kauto-a", &lab.uri("a"), &args(&flags));
+    let agent_b = Swandog::start("kauto-b", &lab.uri("b"), &args(&flags));
+    wait_up(&agent_a, &all);
+    wait_up(&agent_b, &all);
+
+    let broke = Instant::now();
+    lab.must(&["break"]);
+    for (site, agent, charon) in [("a", &agent_a, &charon_a), ("b", &agent_b, &charon_b)] {
+        for c in all {
+            let (at, _) = down_line(agent, c, broke, Duration::from_secs(20));
+            let init = first_initiate(&charon.lines, c, at, Duration::from_secs(4));
+            eprintln!(
+                "[{name}] site {site}: {c} down {} ms after break; initiate within 4 s: {:?}",
+                ms(at - broke),
+                init.map(|(t, _)| ms(t.saturating_duration_since(at)))
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(broke.elapsed()));
+    lab.must(&["heal"]);
+    let limit = Duration::from_millis(CAP_MS + SLACK_MS);
+    let back = wait_for(limit, || {
+        installed_all(&lab, "a", &all) && installed_all(&lab, "b", &all)
+    });
+    eprintln!("[{name}] heal -> all INSTALLED on both sites: {back:?} (cap {CAP_MS} ms)");
+    assert!(
+        back.is_some(),
+        "a {:?} b {:?}\n--- a ---\n{}\n--- b ---\n{}",
+        lab.installed("a"),
+        lab.installed("b"),
+        agent_a.log(),
+        agent_b.log()
+    );
+
+    // Stable: one IKE_SA per connection and one INSTALLED CHILD_SA per child, on each site.
+    let want_ikes = vec![("con1".to_string(), 1), ("con2".to_string(), 1)];
+    let want_children: Vec<_> = all.iter().map(|c| (c.to_string(), 1)).collect();
+    for round in 0..5 {
+        for site in ["a", "b"] {
+            let (ikes, children) = sa_counts(&sas(&lab.uri(site)));
+            assert_eq!(ikes, want_ikes, "site {site}, {round} s after recovery");
+            assert_eq!(
+                children, want_children,
+                "site {site}, {round} s after recovery"
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Only the side with the lower address (a) initiated; b's charon never did.
+    let b_inits: Vec<_> = charon_b
+        .lines
+        .all()
+        .into_iter()
+        .filter(|(at, l)| {
+            *at >= broke && (l.contains("initiating IKE_SA") || l.contains("establishing CHILD_SA"))
+        })
+        .map(|(_, l)| l)
+        .collect();
+    assert!(
+        b_inits.is_empty(),
+        "site b initiated: {b_inits:#?}\n{}",
+        agent_b.log()
+    );
+    for agent in [&agent_a, &agent_b] {
+        assert!(
+            !agent.log().to_lowercase().contains("duplicate"),
+            "{}",
+            agent.log()
+        );
+    }
+}
+
+/// uniqueid of the IKE_SA `ike` and of its INSTALLED child `child` on one site.
+fn uniqueids(ikes: &Json, ike: &str, child: &str) -> (Option<f64>, Option<f64>) {
+    let Some(i) = ikes
+        .items()
+        .iter()
+        .find(|i| i.get("name").and_then(Json::as_str) == Some(ike))
+    else {
+        return (None, None);
+    };
+    let c = i
+        .get("children")
+        .map(Json::items)
+        .unwrap_or(&[])
+        .iter()
+        .find(|c| {
+            c.get("name").and_then(Json::as_str) == Some(child)
+                && c.get("state").and_then(Json::as_str) == Some("INSTALLED")
+        })
+        .and_then(|c| c.get("uniqueid")?.as_f64());
+    (i.get("uniqueid").and_then(Json::as_f64), c)
+}
+
+#[test]
+fn a_child_deleted_by_the_peer_is_reinitiated_alone() {
+    if lab_disabled("a_child_deleted_by_the_peer_is_reinitiated_alone") {
+        return;
+    }
+    let name = "kdel";
+    let lab = Lab::up(name);
+    let charon = follow_charon(&lab, "a");
+    let agent = Swandog::start(name, &lab.uri("a"), &args(&cap_flags()));
+    wait_up(&agent, &["con2_1", "con2_2"]);
+    let uri = lab.uri("a");
+    let before = sas(&uri);
+    let (ike_before, keep_before) = uniqueids(&before, "con2", "con2_2");
+    let (_, gone_before) = uniqueids(&before, "con2", "con2_1");
+    assert!(keep_before.is_some() && gone_before.is_some(), "{before:?}");
+
+    let cut = Instant::now();
+    lab.must(&["terminate", "b", "con2_1"]);
+    let (down, line) = down_line(&agent, "con2_1", cut, Duration::from_secs(10));
+    assert!(
+        line.to_lowercase().contains("peer"),
+        "cause names the peer: {line}"
+    );
+    let init = first_initiate(&charon.lines, "con2_1", down, Duration::from_secs(6))
+        .unwrap_or_else(|| panic!("con2_1 not re-initiated:\n{}", agent.log()));
+    let back = wait_for(Duration::from_secs(10), || {
+        uniqueids(&sas(&uri), "con2", "con2_1")
+            .1
+            .is_some_and(|u| Some(u) != gone_before)
+    })
+    .map(|_| down.elapsed());
+    eprintln!(
+        "[{name}] '{line}' {} ms after the peer's terminate; first initiate {} ms after it ({}); \
+         down line -> INSTALLED again {:?}",
+        ms(down - cut),
+        ms(init.0.saturating_duration_since(down)),
+        init.1,
+        back
+    );
+    assert!(back.is_some(), "con2_1 not back:\n{}", agent.log());
+
+    // Let any wrongful reaction to con2_2 show.
+    std::thread::sleep(Duration::from_secs(3));
+    let after = sas(&uri);
+    let (ike_after, keep_after) = uniqueids(&after, "con2", "con2_2");
+    assert_eq!(ike_after, ike_before, "same IKE_SA: {after:?}");
+    assert_eq!(keep_after, keep_before, "con2_2 untouched: {after:?}");
+    let (_, children) = sa_counts(&after);
+    assert_eq!(
+        children,
+        [
+            ("con1".to_string(), 1),
+            ("con2_1".to_string(), 1),
+            ("con2_2".to_string(), 1)
+        ]
+    );
+    let log_after: Vec<_> = agent
+        .lines
+        .all()
+        .into_iter()
+        .filter(|(at, _)| *at >= cut)
+        .map(|(_, l)| l)
+        .collect();
+    assert!(
+        !log_after.iter().any(|l| l.contains("] con2_2:")),
+        "nothing about con2_2: {log_after:#?}"
+    );
+    let con2_2_inits = charon
+        .lines
+        .all()
+        .iter()
+        .filter(|(at, l)| *at >= cut && l.contains("establishing CHILD_SA con2_2"))
+        .count();
+    assert_eq!(con2_2_inits, 0, "con2_2 was not re-initiated");
+    let st = agent.status().expect("status");
+    assert_eq!(
+        child(&st, "con2_1").and_then(|c| c.get("reinitiations")?.as_f64()),
+        Some(1.0),
+        "{st:?}"
+    );
+    assert_eq!(
+        child(&st, "con2_2").and_then(|c| c.get("reinitiations")?.as_f64()),
+        Some(0.0),
+        "{st:?}"
+    );
+    eprintln!(
+        "[{name}] swandog after the peer's delete:\n{}",
+        log_after.join("\n")
+    );
+}
