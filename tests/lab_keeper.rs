@@ -254,8 +254,11 @@ fn tunnels_return_after_the_peer_was_down_longer_than_keyingtries_last() {
     );
 }
 
+/// (name, how many), sorted by name.
+type Counts = Vec<(String, usize)>;
+
 /// IKE_SA count per connection name, and INSTALLED count per child name, from `sas --json`.
-fn sa_counts(ikes: &Json) -> (Vec<(String, usize)>, Vec<(String, usize)>) {
+fn sa_counts(ikes: &Json) -> (Counts, Counts) {
     let mut by_ike = std::collections::BTreeMap::<String, usize>::new();
     let mut by_child = std::collections::BTreeMap::<String, usize>::new();
     for ike in ikes.items() {
