@@ -368,6 +368,12 @@ fn swandog_on_both_sites_with_role_auto_leaves_one_ike_sa_per_connection() {
             agent.log()
         );
     }
+    // The responder side sees its children back up too (from charon's events, not by acting).
+    wait_up(&agent_b, &all);
+    eprintln!(
+        "[{name}] swandog on b (responder by address):\n{}",
+        agent_b.log()
+    );
 }
 
 /// uniqueid of the IKE_SA `ike` and of its INSTALLED child `child` on one site.
@@ -400,7 +406,7 @@ fn a_child_deleted_by_the_peer_is_reinitiated_alone() {
     let name = "kdel";
     let lab = Lab::up(name);
     let charon = follow_charon(&lab, "a");
-    let agent = Swandog::start(name, &lab.uri("a"), &args(&cap_flags()));
+    let mut agent = Swandog::start(name, &lab.uri("a"), &args(&cap_flags()));
     wait_up(&agent, &["con2_1", "con2_2"]);
     let uri = lab.uri("a");
     let before = sas(&uri);
@@ -458,6 +464,12 @@ fn a_child_deleted_by_the_peer_is_reinitiated_alone() {
     assert!(
         !log_after.iter().any(|l| l.contains("] con2_2:")),
         "nothing about con2_2: {log_after:#?}"
+    );
+    let took = agent.stop();
+    eprintln!("[{name}] swandog exited {} ms after SIGTERM", ms(took));
+    assert!(
+        took < Duration::from_secs(2),
+        "slow exit on SIGTERM: {took:?}"
     );
     let con2_2_inits = charon
         .lines
