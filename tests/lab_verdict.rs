@@ -18,6 +18,9 @@ static LOAD_SENSITIVE: Mutex<()> = Mutex::new(());
 /// swandog's defaults: a sample is loaded from 85 % busy or 40 % CPU pressure.
 const LOADED_BUSY_PCT: f64 = 85.0;
 const LOADED_PSI_PCT: f64 = 40.0;
+/// "Quiet" before a break: well below those, every probe sample for a few seconds.
+const QUIET_BUSY_PCT: f64 = 65.0;
+const QUIET_PSI_PCT: f64 = 25.0;
 const ADVICE_LOADED: &str =
     "DPD may need disabling on this tunnel, or the hardware is beyond its capacity";
 const ADVICE_QUIET: &str = "peer down or path blocked: check the peer and UDP 500/4500";
@@ -150,7 +153,12 @@ fn dpd_failure_on_a_quiet_box_is_not_load_correlated() {
         let agent = Swandog::start("vquiet", &lab.uri("a"), &[]);
         wait_watching(&agent);
         assert!(
-            probe.wait_quiet(Duration::from_secs(4), 50.0, 20.0, quiet_wait()),
+            probe.wait_quiet(
+                Duration::from_secs(4),
+                QUIET_BUSY_PCT,
+                QUIET_PSI_PCT,
+                quiet_wait()
+            ),
             "the box is not quiet (other work running?): cannot check the quiet-box verdict; \
              rerun on an idle box or raise SWANDOG_QUIET_WAIT_S (now {:?})",
             quiet_wait()
