@@ -494,3 +494,47 @@ fn a_child_deleted_by_the_peer_is_reinitiated_alone() {
         log_after.join("\n")
     );
 }
+
+#[test]
+fn after_a_restart_of_the_local_charon_swandog_reconnects_and_brings_the_tunnels_back() {
+    if lab_disabled(
+        "after_a_restart_of_the_local_charon_swandog_reconnects_and_brings_the_tunnels_back",
+    ) {
+        return;
+    }
+    let name = "krest";
+    let watched = ["con2_1", "con2_2"];
+    let lab = Lab::up(name);
+    let agent = Swandog::start(name, &lab.uri("a"), &args(&cap_flags()));
+    wait_up(&agent, &watched);
+
+    let stopped = Instant::now();
+    lab.must(&["stop", "a"]);
+    lab.must(&["start", "a"]);
+    let started = Instant::now();
+    // The restarted charon has no SA at all (start_action = none): only swandog brings them.
+    let limit = Duration::from_millis(CAP_MS + SLACK_MS);
+    let back = wait_for(limit, || installed_all(&lab, "a", &watched));
+    eprintln!(
+        "[{name}] local charon restarted in {} ms; start -> {watched:?} INSTALLED: {back:?}",
+        ms(started - stopped)
+    );
+    assert!(
+        back.is_some(),
+        "not back after charon's restart:\n{}",
+        agent.log()
+    );
+    let reconnected = agent
+        .lines
+        .find(stopped, |l| l.contains("connected to charon"))
+        .is_some();
+    assert!(reconnected, "{}", agent.log());
+    std::thread::sleep(Duration::from_secs(2));
+    // The command connection to the old charon is dead: it must not be used for the first
+    // command to the new one (that fails and loses a re-learn or an attempt).
+    let log = agent.log();
+    assert!(
+        !log.contains("Broken pipe") && !log.contains("Connection reset"),
+        "a command went to the dead connection:\n{log}"
+    );
+}
