@@ -210,6 +210,21 @@ impl Connection {
         })
     }
 
+    /// Whether the peer has closed this connection (end of stream or a pending error), checked
+    /// without waiting or consuming anything. A charon that exited leaves its connections so.
+    pub fn peer_closed(&self) -> bool {
+        use nix::errno::Errno;
+        use nix::sys::socket::{recv, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let mut byte = [0u8; 1];
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        match recv(self.stream.get_ref().as_raw_fd(), &mut byte, flags) {
+            Ok(n) => n == 0,
+            Err(Errno::EAGAIN | Errno::EINTR) => false,
+            Err(_) => true,
+        }
+    }
+
     /// Sends one whole segment.
     pub async fn send(&mut self, frame: &[u8]) -> Result<(), ClientError> {
         self.stream.write_all(frame).await.map_err(ClientError::Io)
@@ -395,6 +410,11 @@ impl Commands {
         args(&mut w)?;
         let len = w.finish()?.len();
         let result = with_deadline(command, timeout, async {
+            // After a charon restart the old connection is dead: the first command must not
+            // fail on it (nothing else notices, since commands are idle between calls).
+            if self.conn.as_ref().is_some_and(Connection::peer_closed) {
+                self.conn = None;
+            }
             if self.conn.is_none() {
                 self.conn = Some(Connection::connect(&self.path).await?);
                 self.counters.connects += 1;
