@@ -14,11 +14,23 @@ TARGET_DIR=${SWANDOG_CROSS_TARGET_DIR:-$REPO_DIR/target-cross}
 cd "$REPO_DIR"
 
 target_args=()
-for t in "${targets[@]}"; do target_args+=(--target "$t"); done
+for t in "${targets[@]}"; do
+    target_args+=(--target "$t")
+    # Size (see cross/README.md): with panic = "abort" unwind tables only serve backtraces, and
+    # a stripped binary cannot symbolize those anyway (-24 KB .eh_frame on mipsel). Given with
+    # --config so it joins the target's rustflags from .cargo/config.toml; the emulated tests
+    # (debug, panic = unwind) need the tables and do not get it.
+    target_args+=(--config "target.$t.rustflags=[\"-Cforce-unwind-tables=no\"]")
+done
+# std's default build-std features include `backtrace` (gimli, addr2line, rustc-demangle,
+# miniz_oxide: ~250 KB on mipsel, only to symbolize panic backtraces, which a stripped binary
+# cannot do). Naming the features replaces that default; optimize_for_size picks std's
+# smaller algorithm variants.
+RELEASE_STD_FEATURES=(-Zbuild-std-features=optimize_for_size)
 start=$SECONDS
 # One cargo invocation for all targets: the long serial phases (LTO, codegen-units = 1) of one
 # target overlap with the others' compiles on a small machine.
-cargo zigbuild --release --locked --bin swandog "${target_args[@]}" "${BUILD_STD[@]}" \
+cargo zigbuild --release --locked --bin swandog "${target_args[@]}" "${BUILD_STD[@]}" "${RELEASE_STD_FEATURES[@]}" \
     --target-dir "$TARGET_DIR"
 echo "build: $((SECONDS - start)) s for ${#targets[@]} target(s)"
 
@@ -29,7 +41,9 @@ for t in "${targets[@]}"; do
     src=$TARGET_DIR/$t/release/swandog
     dst=dist/swandog-$t
     cp "$src" "$dst"
-    # profile.release has strip = true; strip again is a no-op guard if someone turns it off.
+    # profile.release's strip = true makes zig's linker drop symbols but keep non-alloc sections
+    # such as MIPS's .pdr (~90 KB of procedure descriptors nobody reads at run time).
+    llvm-strip --strip-all "$dst"
     size=$(stat -c %s "$dst")
     link=$(file -b "$dst" | grep -o 'statically linked\|dynamically linked\|static-pie linked' || echo '?')
     note=""

@@ -5,7 +5,7 @@
 #
 #   apt : qemu-user-static (runs the target binaries/tests), rustc-web + cargo-web + rust-web-src
 #         (Rust 1.96 with std sources, for -Zbuild-std; rustup cannot download targets here),
-#         python3-venv (for the pip step below)
+#         python3-venv (for the pip step below), llvm (llvm-strip, llvm-nm), file
 #   pip : ziglang + cargo-zigbuild in a private venv (zig is the C toolchain and linker and ships
 #         musl for every target, including big-endian mips)
 #   rustup: `rustup toolchain link deb /usr`, so `cargo +deb …` picks Debian's toolchain
@@ -19,7 +19,9 @@ VENV=$CROSS_HOME/venv
 # Pinned: the versions verified to build all four targets (see cross/README.md).
 ZIGLANG_VERSION=0.17.1
 ZIGBUILD_VERSION=0.24.1
-APT_PKGS=(qemu-user-static rustc-web cargo-web rust-web-src python3-venv file binutils)
+# llvm: llvm-strip for foreign-arch ELF (zig's -s leaves MIPS .pdr sections, ~90 KB), llvm-nm
+# for cross/size.sh.
+APT_PKGS=(qemu-user-static rustc-web cargo-web rust-web-src python3-venv file llvm)
 
 log() { echo "install-toolchain: $*" >&2; }
 

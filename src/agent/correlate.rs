@@ -152,13 +152,17 @@ pub fn format_dpd_line(ike: &str, v: &Verdict, out: &mut impl Write) -> fmt::Res
     } else {
         write!(
             out,
-            "box busy avg {} peak {}, {} of {} above {}",
+            "box busy avg {} peak {}, {} of {} ",
             Percent(v.busy_avg_permille),
             Percent(v.busy_peak_permille),
             Seconds(v.above_ms),
-            Seconds(v.window_ms),
-            Threshold(v.thresholds.busy_permille),
+            Seconds(v.covered_ms),
         )?;
+        // Sampling slows down on a busy box: say how much of the window the samples cover.
+        if v.covered_ms + 1000 <= v.window_ms {
+            write!(out, "sampled in a {} window ", Seconds(v.window_ms))?;
+        }
+        write!(out, "above {}", Threshold(v.thresholds.busy_permille))?;
         if let Some(psi) = v.psi_peak_centi {
             write!(
                 out,
