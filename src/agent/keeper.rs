@@ -1061,11 +1061,25 @@ impl Keeper {
                     let _ = w.sas.push(id);
                 }
                 self.mark_up(i, now);
+                self.hurry_siblings(i, now);
             } else {
                 if w.terminating == Some(c.uniqueid) {
                     w.terminating = None;
                 }
                 self.sa_gone(i, now, |s| *s == id, cause);
+            }
+        }
+    }
+
+    /// A child of `i`'s connection came up, so the peer answers again: siblings still waiting
+    /// out their backoff are tried now instead of at their next slot.
+    fn hurry_siblings(&mut self, i: usize, now: Millis) {
+        let ike = self.children[i].ike;
+        for (j, w) in self.children.iter_mut().enumerate() {
+            if j != i && w.ike == ike && w.phase == Phase::Down {
+                if let Some(at) = w.next_attempt_at.as_mut() {
+                    *at = (*at).min(now);
+                }
             }
         }
     }
@@ -2763,6 +2777,36 @@ mod tests {
                 "con2_1: down (peer deleted the CHILD_SA); re-initiating in 1.0 s",
                 "con2_1: back up after 1.3 s, 1 attempt",
             ]
+        );
+    }
+
+    #[test]
+    fn a_child_coming_back_hurries_its_siblings_past_their_backoff() {
+        let mut lab = Lab::new(
+            KeeperSettings::default(),
+            &[("con2_1", "con2"), ("con2_2", "con2")],
+        );
+        lab.start_up();
+        lab.reachable = false;
+        lab.fail_after = 0;
+        lab.dpd_failure("con2");
+        let down_at = lab.now;
+        lab.run_until(down_at + 10 * MIN);
+        lab.reachable = true;
+        let healed = lab.now;
+        lab.run_until(healed + 2 * MIN);
+        let first_after = |lab: &Lab, child: &str| {
+            lab.starts(child)
+                .into_iter()
+                .find(|&t| t >= healed)
+                .expect("an attempt after the heal")
+        };
+        let (a, b) = (first_after(&lab, "con2_1"), first_after(&lab, "con2_2"));
+        assert!(lab.up.contains_key("con2_1") && lab.up.contains_key("con2_2"));
+        // Both sit near the 60 s cap; the second follows the first's success, not its own slot.
+        assert!(
+            a.abs_diff(b) <= 2 * S,
+            "attempts {a} and {b} after the heal at {healed}"
         );
     }
 
