@@ -15,16 +15,20 @@ use swandog::vici::client::{Commands, Uri};
 use swandog::vici::sa::{IkeSa, Name};
 
 #[derive(FromArgs)]
-/// swandog watches strongSwan on small routers: for every DPD failure it tells whether the box
-/// was overloaded, and it keeps route-based (VTI / XFRM) tunnels up by re-initiating them,
-/// gently and forever. It logs to syslog; `swandog status` shows what it knows.
-///
-/// Examples:
-///   swandog run                              the agent (procd / busybox init start it)
-///   swandog run --log stderr --watch con1    in the foreground, keeping con1 up
-///   swandog status                           load sparkline, DPD verdicts, watched tunnels
-///   swandog sas                              IKE and CHILD SAs, like swanctl --list-sas
-///   swandog check                            validate the config, show what would be watched
+#[argh(
+    description = "swandog watches strongSwan on small routers: for every DPD failure it tells
+whether the box was overloaded, and it keeps route-based (VTI / XFRM) tunnels
+up by re-initiating them, gently and forever. It logs to syslog.",
+    example = "{command_name} run                            the agent (procd / init start it)
+{command_name} run --log stderr --watch con1  in the foreground, keeping con1 up
+{command_name} status                         load, DPD verdicts, watched tunnels
+{command_name} sas                            IKE and CHILD SAs (swanctl --list-sas)
+{command_name} check                          settings and origins, watch plan
+{command_name} <command> --help               the options of one command",
+    note = "Settings: /etc/swandog.conf (key = value lines), overridden by flags.
+Signals to `swandog run`: HUP rereads the config, USR1 logs a status summary,
+TERM / INT stop it."
+)]
 struct Cli {
     /// print the version and the target it was built for
     #[argh(switch, short = 'V')]
@@ -58,10 +62,10 @@ macro_rules! config_flags {
             /// children to keep up, comma-separated or repeated (default: every route-based child)
             #[argh(option)]
             watch: Vec<String>,
-            /// who re-initiates: initiator, responder or auto (default auto)
+            /// who re-initiates: initiator, responder or auto (default initiator)
             #[argh(option)]
             role: Option<String>,
-            /// board profile: mt7621, ath79, ipq40xx, filogic, generic
+            /// board profile: none, generic, mt7621, ath79, ipq40xx, filogic (default none)
             #[argh(option)]
             board: Option<String>,
             /// one-sided SA: report or restart (default report)
@@ -106,7 +110,7 @@ macro_rules! config_flags {
             /// where to log: syslog or stderr (default syslog)
             #[argh(option)]
             log: Option<String>,
-            /// most verbose level logged: error, warn, info, debug (default info)
+            /// most verbose level logged: error, warn, info, debug, trace (default info)
             #[argh(option)]
             log_level: Option<String>,
             /// syslog facility: daemon, user, local0..local7 (default daemon)
@@ -163,32 +167,48 @@ macro_rules! config_flags {
 }
 
 config_flags!(
-    /// run the agent in the foreground (procd / busybox init keep it running).
-    ///
-    /// Examples:
-    ///   swandog run
-    ///   swandog run --log stderr --watch con1,con2_1 --role initiator
-    ///   swandog run --board mt7621 --config /etc/swandog.conf
+    /// run the agent in the foreground (procd / busybox init keep it running)
+    #[argh(
+        example = "{command_name}
+{command_name} --log stderr --watch con1,con2_1 --role initiator
+{command_name} --board mt7621 --config /etc/swandog.conf
+kill -HUP $(pidof swandog)   reread the config, keep tunnel state and history
+kill -USR1 $(pidof swandog)  log a summary (lines starting `status:`)",
+        note = "Every config key is also a flag; flags override /etc/swandog.conf.
+While charon or its socket is missing it waits inside, with backoff, so
+init's respawn never spins. SIGTERM / SIGINT stop it within a second."
+    )]
     RunArgs,
     "run"
 );
 
 config_flags!(
-    /// validate the config, connect to charon and print what would be watched, and why.
-    ///
-    /// Exits non-zero with one clear line when something is wrong.
-    /// Example: swandog check --config /etc/swandog.conf
+    /// validate the config and show what would be watched, and why
+    #[argh(
+        example = "{command_name}
+{command_name} --config /etc/swandog-test.conf --watch con1",
+        note = "Prints every setting with where it came from (default, board, file, flag),
+charon's version, the watch plan and the route-based children seen up.
+Exits non-zero with one clear line (file, line, fix) when something is wrong."
+    )]
     CheckArgs,
     "check"
 );
 
 #[derive(FromArgs)]
-/// show what the running agent knows: load sparkline with DPD failures, verdicts, tunnels.
-///
-/// Examples:
-///   swandog status
-///   swandog status --json
-#[argh(subcommand, name = "status")]
+/// show what the running agent knows: load, DPD failures, watched tunnels
+#[argh(
+    subcommand,
+    name = "status",
+    example = "{command_name}
+{command_name} --json
+{command_name} --status-file /tmp/swandog.status",
+    note = "Shows the load sparkline of the last 10 minutes with DPD failures marked,
+the watched children (state, since when, re-initiations), each DPD failure
+with its verdict, and the DPD rate loaded vs quiet. It reads the snapshot
+the running agent writes on every change and every 10 s (60 s when busy);
+it does not contact charon."
+)]
 struct StatusArgs {
     /// the agent's status file (default /var/run/swandog.status)
     #[argh(option)]
@@ -199,12 +219,13 @@ struct StatusArgs {
 }
 
 #[derive(FromArgs)]
-/// list IKE and CHILD SAs from charon once, like swanctl --list-sas.
-///
-/// Examples:
-///   swandog sas
-///   swandog sas --json --vici unix:///var/run/charon.vici
-#[argh(subcommand, name = "sas")]
+/// list IKE and CHILD SAs from charon once, like swanctl --list-sas
+#[argh(
+    subcommand,
+    name = "sas",
+    example = "{command_name}
+{command_name} --json --vici unix:///var/run/charon.vici"
+)]
 struct SasArgs {
     /// charon's VICI socket (default unix:///var/run/charon.vici)
     #[argh(option)]
@@ -246,7 +267,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         _ if cli.version => {
             println!(
-                "swandog {} ({})",
+                "swandog {} (built for {})",
                 env!("CARGO_PKG_VERSION"),
                 env!("SWANDOG_TARGET")
             );
@@ -340,13 +361,19 @@ fn agent_settings(cfg: &Config) -> Settings {
 
 fn check(flags: FlagSet) -> Result<(), String> {
     let cfg = flags.load()?;
-    println!("config ({}):\n{}", cfg.source_name(), cfg.describe());
+    match cfg.source_name() {
+        "" => println!(
+            "config: no file ({DEFAULT_CONFIG_PATH} not found): built-in defaults and flags"
+        ),
+        file => println!("config: {file}"),
+    }
+    print!("{}", cfg.describe());
     let uri = uri(&cfg.vici)?;
     let mut commands = Commands::new(&uri);
     smol::block_on(async {
         let version = commands.version().await.map_err(|e| e.to_string())?;
         println!(
-            "charon: {} {} on {} ({})",
+            "\ncharon: {} {} on {}, reached at {}",
             version.daemon, version.version, version.machine, uri
         );
         let mut conns = Vec::new();
@@ -359,25 +386,47 @@ fn check(flags: FlagSet) -> Result<(), String> {
             .list_sas(&mut |ike| ikes.push(ike))
             .await
             .map_err(|e| e.to_string())?;
+        println!(
+            "connections configured: {}, IKE_SAs up: {}, role: {}",
+            conns.len(),
+            ikes.len(),
+            cfg.role.name()
+        );
         let named: Vec<&str> = cfg.watch.iter().map(|n| n.as_str()).collect();
         let plan = keeper::plan_watch(&named, &conns).map_err(|e| e.to_string())?;
-        println!("{}", plan.to_string().trim_end());
-        if named.is_empty() {
-            // charon 5.x does not show if_id / marks in list-conns: the SAs tell.
-            println!("route-based children seen in list-sas (watched too):");
-            for ike in &ikes {
-                for child in ike.children.iter().filter(|c| c.is_route_based()) {
-                    println!(
-                        "  {} ({}): route-based, seen up with if-id {}/{} mark {}/{}",
-                        child.name,
-                        ike.name,
-                        child.if_id_in,
-                        child.if_id_out,
-                        child.mark_in,
-                        child.mark_out
-                    );
+        if !named.is_empty() {
+            println!("{}", plan.to_string().trim_end());
+            return Ok(());
+        }
+        // charon 5.x shows if_id / marks only on SAs, not in list-conns: the SAs tell.
+        println!("watching every route-based child (none named with `watch`):");
+        let mut any = false;
+        for p in &plan.children {
+            any = true;
+            println!("  {} (IKE {}): {}", p.child, p.ike, p.reason);
+        }
+        for ike in &ikes {
+            for child in ike.children.iter().filter(|c| c.is_route_based()) {
+                if plan.children.iter().any(|p| p.child == child.name) {
+                    continue;
                 }
+                any = true;
+                println!(
+                    "  {} (IKE {}): route-based, up now with if-id {}/{} mark {}/{}",
+                    child.name,
+                    ike.name,
+                    child.if_id_in,
+                    child.if_id_out,
+                    child.mark_in,
+                    child.mark_out
+                );
             }
+        }
+        if !any {
+            println!(
+                "  none seen yet: a route-based child is found when it is up (if-id or mark \
+                 in list-sas);\n  to keep a child up that is down now, name it with `watch`"
+            );
         }
         Ok(())
     })

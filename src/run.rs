@@ -11,16 +11,18 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heapless::{Deque, Vec};
-use log::{info, log, warn};
+use log::{debug, info, log, warn};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, LocalExecutor, Timer};
 
+use swandog::agent::keeper::Span;
 use swandog::agent::{Action, Agent, CommandDone, Job, Millis, Settings};
 use swandog::limits::{
-    COMMAND_QUEUE_MAX, CONNS_MAX, IKE_SAS_MAX, PROC_READ_BUFFER_BYTES, STATUS_TEXT_BYTES,
+    COMMAND_QUEUE_MAX, CONNS_MAX, IKE_SAS_MAX, KEEPER_SUMMARY_AFTER_MS, KEEPER_SUMMARY_EVERY_MS,
+    PROC_READ_BUFFER_BYTES, STATUS_TEXT_BYTES, VICI_RECONNECT_MAX_MS,
 };
 use swandog::report::status::write_atomic;
 use swandog::sample::load::{LoadSampler, ProcFiles};
@@ -76,6 +78,18 @@ fn unix_now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Whether the next "still no charon" line is due after `sent` of them, charon unreachable for
+/// `for_ms`: the keeper's "still down" schedule (1 min, 10 min, 1 h, then every 6 h).
+fn reminder_due(sent: u32, for_ms: Millis) -> bool {
+    let n = KEEPER_SUMMARY_AFTER_MS.len();
+    let at = match KEEPER_SUMMARY_AFTER_MS.get(sent as usize) {
+        Some(&at) => at,
+        None => KEEPER_SUMMARY_AFTER_MS[n - 1]
+            .saturating_add(KEEPER_SUMMARY_EVERY_MS.saturating_mul(sent as u64 - n as u64 + 1)),
+    };
+    for_ms >= at
 }
 
 fn signals() -> std::io::Result<Async<SignalFd>> {
@@ -155,6 +169,8 @@ async fn main_loop(
     let mut events_retry_at: Option<Instant> = None;
     let mut link_up = false;
     let mut last_link_error = String::new();
+    let mut unreachable_since: Millis = 0;
+    let mut reminders: u32 = 0;
     let mut sampler = LoadSampler::new();
     let proc_files = ProcFiles::new(&shell.proc_root);
     let mut proc_buf = Box::new([0u8; PROC_READ_BUFFER_BYTES]);
@@ -238,10 +254,24 @@ async fn main_loop(
                 let delay = reconnect.next_delay_ms();
                 events_retry_at = Some(Instant::now() + Duration::from_millis(delay));
                 let text = e.to_string();
+                // One line when the wait starts (or its cause changes), then reminders on the
+                // keeper's schedule; never one per attempt, whatever init does with our exit.
                 if link_up || text != last_link_error {
-                    warn!("{text}; retrying with backoff (now {delay} ms)");
-                    last_link_error = text;
+                    warn!(
+                        "{text}; waiting for charon, retrying with backoff up to {}",
+                        Span(VICI_RECONNECT_MAX_MS)
+                    );
+                    last_link_error.clone_from(&text);
+                    unreachable_since = now;
+                    reminders = 0;
+                } else if reminder_due(reminders, now.saturating_sub(unreachable_since)) {
+                    reminders += 1;
+                    warn!(
+                        "still no charon after {}: {text}",
+                        Span(now.saturating_sub(unreachable_since))
+                    );
                 }
+                debug!("charon unreachable: {text}; next attempt in {delay} ms");
                 if link_up {
                     link_up = false;
                     shared.agent.borrow_mut().on_vici_link(now, false, false);

@@ -24,8 +24,8 @@ use super::diagnose::{
 };
 use super::history::LoadHistory;
 use super::keeper::{
-    plan_watch, InitiateOutcome, Keeper, KeeperAction, KeeperReport, KeeperSettings, KeptState,
-    ReportKind, WatchReason,
+    cause_text, plan_watch, InitiateOutcome, Keeper, KeeperAction, KeeperReport, KeeperSettings,
+    KeptState, ReportKind, Span, WatchReason,
 };
 use super::throttle::{Pace, Throttle, ThrottleSettings};
 use super::Millis;
@@ -768,40 +768,42 @@ impl Agent {
         wake
     }
 
-    /// SIGUSR1: a status summary as log lines.
+    /// SIGUSR1: a status summary as log lines, each starting `status:`.
     pub fn summary(&self, now: Millis, emit: &mut dyn FnMut(Level, &str)) {
         let load = self.last_sample.map_or(0, |s| s.busy_permille);
         let text = line(format_args!(
-            "status: charon {}, box {}.{}% busy, pace {}, {} DPD failures recorded",
+            "status: charon {} for {}, box {}% busy, pace {}, {} DPD failures recorded",
             if self.link_up {
                 "connected"
             } else {
                 "unreachable"
             },
-            load / 10,
-            load % 10,
+            Span(now.saturating_sub(self.link_since)),
+            Permille(load),
             self.throttle.pace().as_str(),
             self.dpd_records.len()
         ));
         emit(Level::Info, &text);
         for child in self.keeper.children() {
             let text = line(format_args!(
-                "status: {} ({}): {} for {} s, {} re-initiations{}{}",
+                "status: {} ({}): {} for {}, {} re-initiation{}{}{}",
                 child.name,
                 child.ike,
                 state_label(child.state),
-                now.saturating_sub(child.since) / 1000,
+                Span(now.saturating_sub(child.since)),
                 child.reinitiations,
+                if child.reinitiations == 1 { "" } else { "s" },
                 if child.last_failure.is_some() {
                     ", last failure: "
                 } else {
                     ""
                 },
-                child.last_failure.unwrap_or("")
+                child.last_failure.map_or("", cause_text)
             ));
             emit(Level::Info, &text);
         }
         let mut rate = Line::new();
+        let _ = rate.write_str("status: ");
         let _ = self.rate.format_summary(&mut rate);
         emit(Level::Info, &rate);
     }
@@ -912,38 +914,61 @@ impl Agent {
         )
     }
 
+    /// The human form of `swandog status`: at most 80 columns for names up to 14 characters.
     fn render_human(&self, now: Millis, out: &mut impl Write) -> core::fmt::Result {
         let s = self.last_sample;
+        let own = self.throttle.own_cpu_centi_permille();
         writeln!(
             out,
-            "charon: {}   pace: {}   box busy now: {}% (busiest cpu {}%, softirq {}%)",
+            "charon: {} for {}   pace: {} (swandog uses {}.{:03}% of a core)",
             if self.link_up {
                 "connected"
             } else {
                 "NOT CONNECTED"
             },
+            Span(now.saturating_sub(self.link_since)),
             self.throttle.pace().as_str(),
+            own / 1000,
+            own % 1000
+        )?;
+        write!(
+            out,
+            "box: {}% busy now (busiest cpu {}%, softirq {}%",
             Permille(s.map_or(0, |s| s.busy_permille)),
             Permille(s.map_or(0, |s| s.busiest_cpu_permille)),
             Permille(s.map_or(0, |s| s.softirq_permille)),
         )?;
-        // Load over the last 10 minutes, 60 columns of 10 s; DPD failures marked beneath.
+        if let Some(p) = s.and_then(|s| s.psi_some_avg10_centi) {
+            write!(out, ", cpu pressure {}.{:02}%", p / 100, p % 100)?;
+        }
+        writeln!(out, ")")?;
+
+        // Load over the last 10 minutes, 60 columns of 10 s, newest right; DPD failures beneath.
+        // A column without samples (a young agent, a sampling gap) stays blank, not idle.
         const COLS: usize = 60;
         const COL_MS: u64 = 10_000;
-        // Column COLS-1 is the newest 10 s; a young agent fills from the right.
         let column = |at: Millis| {
             let age = now.saturating_sub(at) / COL_MS;
             (at <= now && age < COLS as u64).then(|| COLS - 1 - age as usize)
         };
-        let mut peaks = [0u16; COLS];
+        let mut peaks: [Option<u16>; COLS] = [None; COLS];
         for p in self.history.samples() {
             if let Some(col) = column(p.at) {
-                peaks[col] = peaks[col].max(p.busy_permille);
+                peaks[col] = Some(peaks[col].unwrap_or(0).max(p.busy_permille));
             }
         }
-        out.write_str("load (10 min): ")?;
-        sparkline(out, &peaks)?;
-        out.write_str("\n               ")?;
+        writeln!(
+            out,
+            "\nload, last 10 min (peak busy per 10 s, newest right; DPD failures below):"
+        )?;
+        out.write_str("  |")?;
+        for peak in peaks {
+            match peak {
+                Some(p) => sparkline(out, &[p])?,
+                None => out.write_char(' ')?,
+            }
+        }
+        out.write_str("|\n  |")?;
         let mut marks = [' '; COLS];
         for r in &self.dpd_records {
             if let Some(col) = column(r.at) {
@@ -953,56 +978,101 @@ impl Agent {
         for m in marks {
             out.write_char(m)?;
         }
+        writeln!(out, "|")?;
         writeln!(
             out,
-            "  (L = DPD failure under load, x = DPD failure on a quiet box)"
+            "   L = DPD failure while the box was loaded, x = DPD failure on a quiet box"
         )?;
-        writeln!(out, "watched children:")?;
+
+        writeln!(out, "\nwatched children:")?;
         let mut any = false;
         for c in self.keeper.children() {
-            any = true;
-            write!(
+            if !any {
+                writeln!(
+                    out,
+                    "  {:<14} {:<14} {:<13} {:<11} {:<10} {:>7}",
+                    "CHILD", "IKE", "WHY", "STATE", "FOR", "RE-INIT"
+                )?;
+                any = true;
+            }
+            let mut since = Line::new();
+            let _ = write!(since, "{}", Span(now.saturating_sub(c.since)));
+            writeln!(
                 out,
-                "  {:<12} {:<8} {:<10} for {} s, {} re-initiations",
+                "  {:<14} {:<14} {:<13} {:<11} {:<10} {:>7}",
                 c.name,
                 c.ike,
+                reason_label(c.reason),
                 state_label(c.state),
-                now.saturating_sub(c.since) / 1000,
+                since,
                 c.reinitiations
             )?;
+            if c.state != KeptState::Up {
+                if !c.basis.initiates() {
+                    writeln!(out, "      not re-initiating: {}", c.basis)?;
+                } else if let Some(at) = c.next_attempt_at {
+                    writeln!(
+                        out,
+                        "      next attempt in {} (attempt {} of this outage)",
+                        Span(at.saturating_sub(now)),
+                        c.attempts_since_down.saturating_add(1)
+                    )?;
+                }
+            }
             if let Some(f) = c.last_failure {
-                write!(out, ", last failure: {f}")?;
+                writeln!(out, "      last failure: {}", cause_text(f))?;
             }
-            if let Some(at) = c.next_attempt_at {
-                write!(
-                    out,
-                    ", next attempt in {} s",
-                    at.saturating_sub(now).div_ceil(1000)
-                )?;
+            if c.stale {
+                writeln!(out, "      one-sided: packets go out, none come in")?;
             }
-            out.write_char('\n')?;
+            if c.flapping {
+                writeln!(out, "      flapping: drops soon after each re-initiation")?;
+            }
         }
         if !any {
             writeln!(
                 out,
-                "  (none yet: no route-based child seen and none named with --watch)"
+                "  none yet: no route-based child seen up, and none named with `watch`"
             )?;
         }
-        writeln!(out, "DPD failures (last {}):", self.dpd_records.len())?;
-        for r in &self.dpd_records {
+
+        if self.dpd_records.is_empty() {
+            writeln!(out, "\nDPD failures: none recorded")?;
+        } else {
             writeln!(
                 out,
-                "  {} s ago  {:<10} {:<22} busy avg {}% peak {}%",
-                now.saturating_sub(r.at) / 1000,
+                "\nDPD failures (the last {}, newest last):",
+                self.dpd_records.len()
+            )?;
+            writeln!(
+                out,
+                "  {:<13} {:<14} {:<21} {:>9} {:>7}",
+                "WHEN", "IKE_SA", "VERDICT", "BUSY AVG", "PEAK"
+            )?;
+        }
+        for r in &self.dpd_records {
+            let mut when = Line::new();
+            let _ = write!(when, "{} ago", Span(now.saturating_sub(r.at)));
+            let tag = r.verdict.tag();
+            writeln!(
+                out,
+                "  {:<13} {:<14} {:<21} {:>8}% {:>6}%",
+                when,
                 r.ike.as_str(),
-                r.verdict.tag(),
+                tag.trim_start_matches('[').trim_end_matches(']'),
                 Permille(r.verdict.busy_avg_permille),
                 Permille(r.verdict.busy_peak_permille)
             )?;
         }
         let mut rate = Line::new();
         let _ = self.rate.format_summary(&mut rate);
-        writeln!(out, "{rate}")
+        // "DPD failures: <counts>: <conclusion>", the conclusion on its own line if too long.
+        match rate.rsplit_once(": ") {
+            Some((counts, conclusion)) if rate.len() > 78 => {
+                writeln!(out, "\n{counts}:\n  {conclusion}")
+            }
+            _ => writeln!(out, "\n{rate}"),
+        }
     }
 }
 
@@ -1011,7 +1081,10 @@ struct Permille(u16);
 
 impl core::fmt::Display for Permille {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}.{}", self.0 / 10, self.0 % 10)
+        // Through `pad`, so that column widths apply.
+        let mut text = String::<8>::new();
+        write!(text, "{}.{}", self.0 / 10, self.0 % 10)?;
+        f.pad(&text)
     }
 }
 
