@@ -750,3 +750,112 @@ pub mod labkit {
         }
     }
 }
+
+impl Lab {
+    /// A lab guard for a lab that is down now (a leftover is taken down); bring it up later
+    /// with `lab.must(&["up"])`. `down` on drop like [`Lab::up`].
+    pub fn down_for_now(name: &str) -> Lab {
+        let lab = Lab {
+            name: name.to_string(),
+        };
+        let _ = lab.run(&["down"]);
+        lab
+    }
+}
+
+/// A fresh scratch directory for one test, under the system temp dir.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("swandog-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Whether busybox is installed (tests that need it skip, loudly, without it).
+pub fn have_busybox() -> bool {
+    Command::new("busybox")
+        .arg("true")
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// One busybox `syslogd` in its own mount namespace with `dir` bind-mounted over `/dev`, so its
+/// socket is `dir/log` from outside (and `/dev/log` for anything else that mounts `dir` over
+/// `/dev`); it writes to `file`. Killed by its own pid when dropped.
+pub struct PrivateSyslogd {
+    child: std::process::Child,
+}
+
+impl PrivateSyslogd {
+    pub fn start(dir: &Path, file: &Path) -> PrivateSyslogd {
+        let child = Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(r#"mount --bind "$0" /dev && exec busybox syslogd -n -O "$1""#)
+            .arg(dir)
+            .arg(file)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn unshare for busybox syslogd");
+        let daemon = PrivateSyslogd { child };
+        let socket = dir.join("log");
+        let ready = wait_for(Duration::from_secs(5), || {
+            std::os::unix::net::UnixDatagram::unbound()
+                .and_then(|s| s.connect(&socket))
+                .is_ok()
+        });
+        assert!(
+            ready.is_some(),
+            "busybox syslogd did not listen on {}",
+            socket.display()
+        );
+        daemon
+    }
+}
+
+impl Drop for PrivateSyslogd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pids of the live processes whose parent is `parent`, with their command names.
+pub fn children_of(parent: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().unwrap_or("");
+        let ppid = rest.next().and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) && state != "Z" {
+            found.push((pid, stat[open + 1..close].to_string()));
+        }
+    }
+    found
+}
+
+/// Whether `pid` is gone or a zombie (exited, not yet reaped).
+pub fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
