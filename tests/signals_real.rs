@@ -1,0 +1,340 @@
+//! The signals of `swandog run`, sent to the real binary while it watches a real two-site
+//! strongSwan lab: SIGHUP rereads the config file and keeps history and tunnel state, a broken
+//! file is refused with a clear line and the old config kept, SIGUSR1 logs a summary (lines
+//! starting `status:`), SIGTERM / SIGINT stop it within a second — also while charon hangs.
+//! Also checks `swandog status`'s human form after a break and heal. Needs root and the lab's
+//! packages.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{lab_disabled, scratch_dir, swandog, wait_for, Lab};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const STOP_LIMIT: Duration = Duration::from_secs(1);
+
+/// One `swandog run --config FILE` logging to a file (stderr), killed on drop if still running.
+struct Running {
+    child: Child,
+    dir: PathBuf,
+    conf: PathBuf,
+}
+
+impl Running {
+    /// Writes `settings` (plus the lab socket, status file and `log = stderr`) as the config
+    /// file and starts swandog on it.
+    fn start(dir: PathBuf, vici: &str, settings: &str) -> Running {
+        let conf = dir.join("swandog.conf");
+        write_conf(&dir, vici, settings);
+        let log = fs::File::create(dir.join("log")).unwrap();
+        let child = swandog()
+            .args(["run", "--config"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start swandog run");
+        Running { child, dir, conf }
+    }
+
+    fn write_conf(&self, vici: &str, settings: &str) {
+        write_conf(&self.dir, vici, settings);
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal swandog");
+    }
+
+    /// Log messages (after simple_logger's `LEVEL [target] `).
+    fn lines(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split_once("] ").map_or(l, |(_, m)| m).to_string())
+            .collect()
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits for the `n`th line containing `needle`.
+    fn wait_line(&self, needle: &str, n: usize, timeout: Duration) {
+        if wait_for(timeout, || self.count(needle) >= n).is_none() {
+            panic!(
+                "no {needle:?} (#{n}) within {timeout:?}; log:\n{}",
+                self.lines().join("\n")
+            );
+        }
+    }
+
+    fn status(&self, json: bool) -> String {
+        let mut cmd = swandog();
+        cmd.args(["status", "--status-file"])
+            .arg(self.dir.join("status"));
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the status JSON satisfies `f`; returns it.
+    fn wait_status(&self, what: &str, timeout: Duration, f: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        let ok = wait_for(timeout, || {
+            last = self.status(true);
+            f(&last)
+        });
+        assert!(
+            ok.is_some(),
+            "status never showed {what}; last:\n{last}\nlog:\n{}",
+            self.lines().join("\n")
+        );
+        last
+    }
+
+    /// Sends `signal` and returns how long swandog took to exit; asserts a clean exit.
+    fn stop(&mut self, signal: Signal) -> Duration {
+        let sent = Instant::now();
+        self.signal(signal);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let took = sent.elapsed();
+                assert!(status.success(), "swandog exited with {status} on {signal}");
+                return took;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(10),
+                "swandog ignored {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Writes `dir/swandog.conf` (atomically, mode 0600): `settings` plus the lab socket, a status
+/// file in `dir` and `log = stderr`.
+fn write_conf(dir: &Path, vici: &str, settings: &str) {
+    let text = format!(
+        "# written by tests/signals_real.rs\nvici = {vici}\nstatus_file = {}\nlog = stderr\n{settings}",
+        dir.join("status").display()
+    );
+    let tmp = dir.join("swandog.conf.tmp");
+    fs::write(&tmp, text).unwrap();
+    fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    fs::rename(&tmp, dir.join("swandog.conf")).unwrap();
+}
+
+/// The JSON object of child `name` in a status line, if listed.
+fn child_json<'a>(status: &'a str, name: &str) -> Option<&'a str> {
+    let start = status.find(&format!("{{\"name\":\"{name}\""))?;
+    let rest = &status[start..];
+    Some(&rest[..=rest.find('}')?])
+}
+
+/// A number field of a JSON object text.
+fn number(object: &str, key: &str) -> Option<u64> {
+    let at = object.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let digits: String = object[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+fn state_of(status: &str, name: &str) -> Option<String> {
+    let object = child_json(status, name)?;
+    let at = object.find("\"state\":\"")? + 9;
+    Some(object[at..].split('"').next()?.to_string())
+}
+
+fn dpd_failures(status: &str) -> usize {
+    status.matches("\"verdict\":").count()
+}
+
+#[test]
+fn sighup_rereads_the_config_keeping_history_and_refuses_a_broken_file() {
+    if lab_disabled("sighup_rereads_the_config_keeping_history_and_refuses_a_broken_file") {
+        return;
+    }
+    let lab = Lab::up("thup");
+    let vici = lab.uri("a");
+    let mut agent = Running::start(scratch_dir("signals-hup"), &vici, "");
+    agent.wait_line("con2_1: watching", 1, Duration::from_secs(15));
+    agent.wait_line("con2_2: watching", 1, Duration::from_secs(5));
+
+    // History to keep: a DPD failure, and both route-based children re-initiated.
+    lab.must(&["break"]);
+    agent.wait_status("a DPD failure", Duration::from_secs(30), |s| {
+        dpd_failures(s) >= 1 && state_of(s, "con2_1").as_deref() != Some("up")
+    });
+    lab.must(&["heal"]);
+    let before = agent.wait_status("both children back up", Duration::from_secs(60), |s| {
+        ["con2_1", "con2_2"].iter().all(|c| {
+            state_of(s, c).as_deref() == Some("up")
+                && child_json(s, c).and_then(|o| number(o, "reinitiations")) >= Some(1)
+        })
+    });
+    let failures = dpd_failures(&before);
+    let reinit = |s: &str, c: &str| child_json(s, c).and_then(|o| number(o, "reinitiations"));
+
+    // The human form an operator reads after that: 80 columns, every part present.
+    let human = agent.status(false);
+    eprintln!("swandog status after a break and heal:\n{human}");
+    for line in human.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than 80 columns ({}): {line}",
+            line.chars().count()
+        );
+    }
+    for part in [
+        "charon: connected",
+        "load, last 10 min",
+        "DPD failure while the box was loaded",
+        "con2_1",
+        "route-based",
+        "DPD failures (the last",
+        "-correlated",
+        "in 0.0 h loaded",
+    ] {
+        assert!(human.contains(part), "no {part:?} in:\n{human}");
+    }
+    let marks = human
+        .lines()
+        .skip_while(|l| !l.starts_with("load, last 10 min"))
+        .nth(2)
+        .expect("the DPD mark row under the sparkline");
+    assert!(marks.contains('L') || marks.contains('x'), "{human}");
+
+    // SIGHUP with a changed file: con1 (policy-based, left down by the DPD failure) is now
+    // named, so it is watched and brought back; the history stays.
+    agent.write_conf(&vici, "watch = con1\n");
+    agent.signal(Signal::SIGHUP);
+    agent.wait_line("config reloaded", 1, Duration::from_secs(5));
+    agent.wait_line("watching con1", 1, Duration::from_secs(10));
+    assert!(
+        wait_for(Duration::from_secs(30), || lab
+            .installed("a")
+            .contains(&"con1".to_string()))
+        .is_some(),
+        "con1 was not brought back after the reload:\n{}",
+        agent.lines().join("\n")
+    );
+    let after = agent.wait_status("con1 watched", Duration::from_secs(15), |s| {
+        child_json(s, "con1").is_some()
+    });
+    assert_eq!(dpd_failures(&after), failures, "DPD history lost:\n{after}");
+    for c in ["con2_1", "con2_2"] {
+        assert_eq!(
+            reinit(&after, c),
+            reinit(&before, c),
+            "{c} history lost:\n{after}"
+        );
+    }
+
+    // A broken file on SIGHUP: refused with file, line and fix; the old config stays.
+    agent.write_conf(&vici, "watch = con1\nbackoff_cap_ms = soon\n");
+    agent.signal(Signal::SIGHUP);
+    agent.wait_line("config not reloaded", 1, Duration::from_secs(5));
+    let refused = agent
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("config not reloaded"))
+        .unwrap();
+    eprintln!("broken config on SIGHUP: {refused}");
+    let conf = agent.conf.display().to_string();
+    assert!(
+        refused.contains(&format!("{conf}:6")) && refused.contains("backoff_cap_ms"),
+        "the line should name the file, the line and the key: {refused}"
+    );
+    assert_eq!(agent.count("config reloaded"), 1);
+    assert!(matches!(agent.child.try_wait(), Ok(None)), "swandog exited");
+
+    // SIGUSR1: a summary, every line starting "status:"; con1 shows the good config is kept.
+    agent.signal(Signal::SIGUSR1);
+    agent.wait_line("status: DPD failures:", 1, Duration::from_secs(5));
+    let summary: Vec<String> = agent
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("status:"))
+        .collect();
+    eprintln!("SIGUSR1 summary:\n{}", summary.join("\n"));
+    assert!(
+        summary[0].starts_with("status: charon connected"),
+        "{summary:?}"
+    );
+    for child in ["con1 (con1): up", "con2_1 (con2): up", "con2_2 (con2): up"] {
+        assert!(
+            summary.iter().any(|l| l.contains(child)),
+            "no {child:?} in {summary:?}"
+        );
+    }
+
+    let took = agent.stop(Signal::SIGTERM);
+    eprintln!(
+        "SIGTERM with a lab under watch: exited in {} ms",
+        took.as_millis()
+    );
+    assert!(took < STOP_LIMIT, "took {took:?}");
+    assert_eq!(
+        agent.lines().last().map(String::as_str),
+        Some("stopping on signal")
+    );
+    let _ = fs::remove_dir_all(&agent.dir);
+}
+
+#[test]
+fn sigint_and_sigterm_stop_within_a_second_even_while_charon_hangs() {
+    if lab_disabled("sigint_and_sigterm_stop_within_a_second_even_while_charon_hangs") {
+        return;
+    }
+    let lab = Lab::up("tstop");
+    let vici = lab.uri("a");
+
+    let mut idle = Running::start(scratch_dir("signals-int"), &vici, "");
+    idle.wait_line("con2_1: watching", 1, Duration::from_secs(15));
+    let int = idle.stop(Signal::SIGINT);
+
+    let mut busy = Running::start(scratch_dir("signals-term"), &vici, "");
+    busy.wait_line("con2_1: watching", 1, Duration::from_secs(15));
+    // charon stops answering; a reload queues list-conns / list-sas, which now hang in the
+    // command worker (each has a 5 s deadline).
+    lab.must(&["pause", "a"]);
+    busy.signal(Signal::SIGHUP);
+    busy.wait_line("config reloaded", 1, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    let term = busy.stop(Signal::SIGTERM);
+    lab.must(&["resume", "a"]);
+
+    eprintln!(
+        "SIGINT (idle): exited in {} ms; SIGTERM (charon hung, command in flight): {} ms",
+        int.as_millis(),
+        term.as_millis()
+    );
+    assert!(int < STOP_LIMIT, "SIGINT took {int:?}");
+    assert!(term < STOP_LIMIT, "SIGTERM took {term:?}");
+    for agent in [&idle, &busy] {
+        assert_eq!(
+            agent.lines().last().map(String::as_str),
+            Some("stopping on signal")
+        );
+        let _ = fs::remove_dir_all(&agent.dir);
+    }
+}
