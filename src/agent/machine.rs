@@ -360,7 +360,11 @@ impl Agent {
             }
             Event::IkeUpDown { up: false, ike } => self.on_ike_down(now, ike),
             Event::ChildUpDown { up, ike } => {
-                if !*up {
+                if *up {
+                    // A route-based child that comes up is watched at once, not at the next
+                    // poll (charon started after swandog; a new connection loaded).
+                    self.discover(core::slice::from_ref(ike));
+                } else {
                     self.on_child_down(now, ike);
                 }
                 self.keeper.on_child_updown(now, *up, ike);
