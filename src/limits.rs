@@ -137,3 +137,6 @@ pub const CONNS_MAX: usize = 32;
 pub const COMMAND_QUEUE_MAX: usize = 8;
 /// Initial capacity of the status text buffer (reused for every write).
 pub const STATUS_TEXT_BYTES: usize = 8 * 1024;
+/// Under init, how often `swandog run` rereads a broken config while waiting for it to be fixed
+/// (SIGHUP rereads it at once); exiting instead would make init respawn it in a loop.
+pub const CONFIG_RETRY_INTERVAL_MS: u64 = 60_000;

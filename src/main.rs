@@ -4,12 +4,15 @@ mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use argh::FromArgs;
 use swandog::agent::keeper::{self, KeeperSettings};
 use swandog::agent::Settings;
 use swandog::config::{self, Config, Origin, DEFAULT_CONFIG_PATH};
+use swandog::limits::CONFIG_RETRY_INTERVAL_MS;
 use swandog::report::status::{read_snapshot, StatusForm, DEFAULT_STATUS_FILE};
+use swandog::report::syslog::{Facility, LogTarget};
 use swandog::report::{syslog, table};
 use swandog::vici::client::{Commands, Uri};
 use swandog::vici::sa::{IkeSa, Name};
@@ -448,10 +451,75 @@ fn apply_nice(nice: i8) {
     }
 }
 
+/// Whether init (busybox init, procd; pid 1) started us: it would restart us if we exited.
+fn started_by_init() -> bool {
+    nix::unistd::getppid().as_raw() == 1
+}
+
+impl FlagSet {
+    /// Where to log when the config cannot be loaded: the logging flags that parse, else the
+    /// defaults (syslog, daemon, info).
+    fn log_settings(&self) -> (LogTarget, Facility, log::LevelFilter) {
+        let mut cfg = Config::default();
+        for (key, value) in &self.set {
+            if matches!(*key, "log" | "log_level" | "syslog_facility") {
+                let _ = cfg.set(key, value, Origin::Flag);
+            }
+        }
+        (cfg.log, cfg.syslog_facility, cfg.log_level)
+    }
+}
+
+/// Under init, a broken config must not end in a respawn loop (busybox init restarts a dead
+/// process every second, forever): say once what is wrong, then reread the file on SIGHUP and
+/// every minute until it loads. `None`: stopped by SIGTERM / SIGINT meanwhile.
+fn wait_for_config(flags: &FlagSet, error: String) -> Result<Option<Config>, String> {
+    log::error!(
+        "cannot start: {error}; waiting for a fixed config (fix it, then kill -HUP {}; \
+         rereading it every {} s)",
+        std::process::id(),
+        CONFIG_RETRY_INTERVAL_MS / 1000
+    );
+    let mut last = error;
+    loop {
+        let signal = run::wait_signal(Duration::from_millis(CONFIG_RETRY_INTERVAL_MS))?;
+        if signal == Some(run::SignalRequest::Stop) {
+            log::info!("stopping on signal");
+            return Ok(None);
+        }
+        match flags.load() {
+            Ok(cfg) => {
+                log::info!("config loaded, starting");
+                return Ok(Some(cfg));
+            }
+            Err(e) if e != last => {
+                log::error!("config still not usable: {e}");
+                last = e;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 fn run_agent(flags: FlagSet) -> Result<(), String> {
-    let cfg = flags.load()?;
-    let log = syslog::init(cfg.log, cfg.syslog_facility, cfg.log_level)
-        .map_err(|e| format!("cannot start logging: {e}"))?;
+    let first = flags.load();
+    let (target, facility, level) = match &first {
+        Ok(cfg) => (cfg.log, cfg.syslog_facility, cfg.log_level),
+        // In a terminal (or a script), a broken config is an error at once.
+        Err(e) if !started_by_init() => return Err(e.clone()),
+        Err(_) => flags.log_settings(),
+    };
+    let log =
+        syslog::init(target, facility, level).map_err(|e| format!("cannot start logging: {e}"))?;
+    let cfg = match first {
+        Ok(cfg) => cfg,
+        Err(e) => match wait_for_config(&flags, e)? {
+            Some(cfg) => cfg,
+            None => return Ok(()),
+        },
+    };
+    log.set_level(cfg.log_level);
+    log.set_facility(cfg.syslog_facility);
     apply_nice(cfg.nice);
     let uri = uri(&cfg.vici)?;
     log::info!(

@@ -41,7 +41,7 @@ pub struct ShellSettings {
 
 /// What a signal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SignalRequest {
+pub enum SignalRequest {
     Stop,
     Reload,
     Summary,
@@ -125,6 +125,18 @@ async fn next_signal(fd: &Async<SignalFd>) -> SignalRequest {
             }
         }
     }
+}
+
+/// Waits at most `timeout` for SIGTERM / SIGINT / SIGHUP / SIGUSR1 (before the agent runs).
+/// Blocks those signals in this thread first, so call it before any other thread starts.
+pub fn wait_signal(timeout: Duration) -> Result<Option<SignalRequest>, String> {
+    let sigfd = signals().map_err(|e| format!("cannot set up signal handling: {e}"))?;
+    Ok(smol::block_on(
+        async { Some(next_signal(&sigfd).await) }.or(async {
+            Timer::after(timeout).await;
+            None
+        }),
+    ))
 }
 
 // Built once per wake-up on the stack and matched at once; boxing events would allocate each.

@@ -52,8 +52,8 @@ struct Firmware {
 
 impl Firmware {
     /// Boots `busybox init` with the shipped inittab line; `/etc/swandog.conf` points swandog at
-    /// `vici` and a status file in the test's directory.
-    fn boot(test: &str, vici: &str) -> Firmware {
+    /// `vici` and a status file in the test's directory, followed by `extra` lines.
+    fn boot(test: &str, vici: &str, extra: &str) -> Firmware {
         let dir = scratch_dir(test);
         for sub in ["dev", "etc-up", "etc-work", "sbin-up", "sbin-work"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
@@ -62,7 +62,7 @@ impl Firmware {
         fs::write(dir.join("etc-up/inittab"), format!("{}\n", inittab_line())).unwrap();
         let conf_path = dir.join("etc-up/swandog.conf");
         let conf = format!(
-            "# written by tests/busybox_init.rs\nvici = {vici}\nstatus_file = {}\n",
+            "# written by tests/busybox_init.rs\nvici = {vici}\nstatus_file = {}\n{extra}",
             dir.join("status").display()
         );
         fs::write(&conf_path, conf).unwrap();
@@ -126,6 +126,18 @@ exec busybox init"#;
             pid.is_some()
         });
         pid
+    }
+
+    /// Rewrites `/etc/swandog.conf` from inside the firmware's mount namespace (the overlay's
+    /// upper layer must not be changed behind its back).
+    fn write_conf(&self, text: &str) {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.init_pid().to_string(), "-m", "sh", "-c"])
+            .arg("cat > /etc/swandog.conf.new && mv /etc/swandog.conf.new /etc/swandog.conf")
+            .stdin(Stdio::piped());
+        let mut child = cmd.spawn().expect("nsenter");
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
     }
 
     fn messages(&self) -> String {
@@ -206,7 +218,7 @@ fn busybox_init_starts_swandog_respawns_it_after_kill_9_and_stops_it_within_a_se
         return;
     }
     let lab = Lab::up("tinit");
-    let fw = Firmware::boot("init-respawn", &lab.uri("a"));
+    let fw = Firmware::boot("init-respawn", &lab.uri("a"), "");
 
     // Starts, connects, finds the route-based children.
     let first = fw
@@ -268,7 +280,7 @@ fn without_charon_swandog_waits_inside_instead_of_exiting_into_a_respawn_loop() 
     }
     // The lab's socket path, with no charon behind it yet: a firmware whose charon starts late.
     let lab = Lab::down_for_now("tnoch");
-    let fw = Firmware::boot("init-nocharon", &lab.uri("a"));
+    let fw = Firmware::boot("init-nocharon", &lab.uri("a"), "");
     let pid = fw
         .swandog_pid(None, Duration::from_secs(10))
         .unwrap_or_else(|| panic!("no swandog under init:\n{}{}", fw.console(), fw.messages()));
@@ -310,6 +322,59 @@ fn without_charon_swandog_waits_inside_instead_of_exiting_into_a_respawn_loop() 
     );
     assert_eq!(fw.spawns(), 1);
 
+    let (stop, messages) = fw.shut_down(pid);
+    assert!(stop < STOP_LIMIT, "took {stop:?} to stop:\n{messages}");
+}
+
+#[test]
+fn a_broken_config_under_init_is_reported_once_and_waits_for_a_fix_instead_of_respawning() {
+    let test =
+        "a_broken_config_under_init_is_reported_once_and_waits_for_a_fix_instead_of_respawning";
+    if skip(test) {
+        return;
+    }
+    let lab = Lab::up("tbadc");
+    let vici = lab.uri("a");
+    let fw = Firmware::boot("init-badconf", &vici, "backoff_cap_ms = soon\n");
+    let pid = fw
+        .swandog_pid(None, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no swandog under init:\n{}{}", fw.console(), fw.messages()));
+    assert!(
+        fw.wait_line("cannot start:", 1, Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        fw.messages()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let lines = fw.swandog_lines();
+    eprintln!("broken config under init:\n{}", lines.join("\n"));
+    assert!(!exited(pid), "swandog exited:\n{}", fw.messages());
+    assert_eq!(fw.spawns(), 1, "respawned:\n{}", fw.messages());
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line, not one per second:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines[0].contains("/etc/swandog.conf:4") && lines[0].contains("waiting for a fixed config"),
+        "{}",
+        lines[0]
+    );
+
+    // The operator fixes the file and sends SIGHUP, as the line says: swandog starts.
+    fw.write_conf(&format!(
+        "vici = {vici}\nstatus_file = {}\n",
+        fw.dir.join("status").display()
+    ));
+    kill(Pid::from_raw(pid as i32), Signal::SIGHUP).unwrap();
+    assert!(
+        fw.wait_line("connected to charon", 1, Duration::from_secs(10))
+            .is_some(),
+        "did not start after the fix:\n{}",
+        fw.messages()
+    );
+    assert_eq!(fw.spawns(), 1);
     let (stop, messages) = fw.shut_down(pid);
     assert!(stop < STOP_LIMIT, "took {stop:?} to stop:\n{messages}");
 }
