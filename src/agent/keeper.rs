@@ -179,8 +179,8 @@ pub enum WatchReason {
 impl fmt::Display for WatchReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            WatchReason::Named => "named with --watch",
-            WatchReason::NamedConnection => "its connection is named with --watch",
+            WatchReason::Named => "named in `watch`",
+            WatchReason::NamedConnection => "its connection is named in `watch`",
             WatchReason::RouteBased => "route-based (if_id or mark), found in list-conns",
         })
     }

@@ -1050,7 +1050,7 @@ impl Agent {
             )?;
             writeln!(
                 out,
-                "  {:<13} {:<14} {:<21} {:>9} {:>7}",
+                "  {:<16} {:<14} {:<21} {:>9} {:>7}",
                 "WHEN", "IKE_SA", "VERDICT", "BUSY AVG", "PEAK"
             )?;
         }
@@ -1060,7 +1060,7 @@ impl Agent {
             let tag = r.verdict.tag();
             writeln!(
                 out,
-                "  {:<13} {:<14} {:<21} {:>8}% {:>6}%",
+                "  {:<16} {:<14} {:<21} {:>8}% {:>6}%",
                 when,
                 r.ike.as_str(),
                 tag.trim_start_matches('[').trim_end_matches(']'),
