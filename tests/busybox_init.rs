@@ -8,6 +8,10 @@
 //! runs outside the namespace — so it outlives the namespace's shutdown and records swandog's last
 //! line. busybox init logs its own spawns there too (`init: starting pid N ...`).
 //!
+//! Checked: start, respawn after `kill -9`, a clean stop within busybox's one second between
+//! SIGTERM and SIGKILL; and that swandog never exits into init's once-a-second respawn loop,
+//! neither while charon is missing nor with a broken config.
+//!
 //! Needs root, busybox, overlayfs and the lab's packages; skipped (loudly) without busybox.
 
 mod common;
