@@ -724,14 +724,9 @@ impl Agent {
                 }
             }
         }
-        if now >= self.next_summary {
-            // Deferred while busy, but never more than 4 intervals.
-            let defer = self.throttle.defer_non_urgent()
-                && now < self.next_summary + 3 * self.settings.summary_interval_ms;
-            if !defer {
-                self.say_rate(Level::Info);
-                self.next_summary = now.saturating_add(self.settings.summary_interval_ms);
-            }
+        if now >= self.summary_due() {
+            self.say_rate(Level::Info);
+            self.next_summary = now.saturating_add(self.settings.summary_interval_ms);
         }
         let status_every = if self.throttle.defer_non_urgent() {
             self.settings.status_interval_ms.saturating_mul(6)
@@ -753,9 +748,21 @@ impl Agent {
         }
     }
 
+    /// When the DPD-rate summary goes out: deferred while busy, but never more than 4 intervals
+    /// apart. A deferred one goes out on the first poll at normal pace (the pace only changes on
+    /// a load sample, and the shell polls after each), so waking for it earlier would only spin.
+    fn summary_due(&self) -> Millis {
+        if self.throttle.defer_non_urgent() {
+            let most = self.settings.summary_interval_ms.saturating_mul(3);
+            self.next_summary.saturating_add(most)
+        } else {
+            self.next_summary
+        }
+    }
+
     /// When `poll` next has something to do (the shell sleeps until then, or until an input).
     pub fn next_wake(&self) -> Millis {
-        let mut wake = self.next_status.min(self.next_summary);
+        let mut wake = self.next_status.min(self.summary_due());
         if self.status_dirty {
             wake = wake.min(self.last_status + STATUS_MIN_GAP_MS);
         }
