@@ -531,6 +531,34 @@ impl Agent {
         self.on_log(now, log, Some(child));
     }
 
+    /// A `list-sas` starts (the worker is about to send it). Its IKE_SAs follow one by one
+    /// through [`Agent::on_sa`] as they are read, then [`Agent::on_sas_done`]: nothing is
+    /// collected in a table, so the number of IKE_SAs charon has is not limited by one. Events
+    /// that arrive meanwhile know better than the snapshot and win.
+    pub fn on_sas_begin(&mut self, now: Millis) {
+        self.keeper.begin_snapshot(now);
+    }
+
+    /// One IKE_SA of the running `list-sas`.
+    pub fn on_sa(&mut self, ike: &IkeSa) {
+        self.discover(core::slice::from_ref(ike));
+        self.keeper.snapshot_ike(ike);
+    }
+
+    /// The running `list-sas` ended; after a failure its partial view is dropped.
+    pub fn on_sas_done(&mut self, _now: Millis, result: Result<(), &ClientError>) {
+        match result {
+            Ok(()) => {
+                self.keeper.end_snapshot();
+                self.status_dirty = true;
+            }
+            Err(e) => {
+                self.keeper.abort_snapshot();
+                self.command_failed("list-sas", e);
+            }
+        }
+    }
+
     /// A VICI command finished.
     pub fn on_command_done(&mut self, now: Millis, done: CommandDone<'_>) {
         match done {
