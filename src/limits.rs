@@ -17,8 +17,11 @@ pub const CHILD_SAS_PER_IKE_MAX: usize = 8;
 /// Longest charon log message kept.
 pub const LOG_MSG_MAX_BYTES: usize = 200;
 
-/// Receive buffer per VICI connection; larger frames are skipped whole and counted.
-pub const VICI_RECV_BUFFER_BYTES: usize = 64 * 1024;
+/// Receive buffer per VICI connection (two: events, commands); larger frames are skipped whole
+/// and counted, and a `list-sas` with one fails as a whole (never a partial view). Measured on
+/// charon 5.9.8: a `list-sa` frame is ~400 B plus ~450 B per CHILD_SA (more with many traffic
+/// selectors), so 16 KiB holds an IKE_SA with ~30 children; updown and log frames are < 1 KiB.
+pub const VICI_RECV_BUFFER_BYTES: usize = 16 * 1024;
 /// Buffer for one outgoing command.
 pub const VICI_REQUEST_BUFFER_BYTES: usize = 1024;
 /// Hard deadline of every VICI call (a wedged charon must never hang swandog).
@@ -135,5 +138,6 @@ pub const IKE_SAS_MAX: usize = 32;
 pub const CONNS_MAX: usize = 32;
 /// VICI jobs queued for the command worker.
 pub const COMMAND_QUEUE_MAX: usize = 8;
-/// Initial capacity of the status text buffer (reused for every write).
-pub const STATUS_TEXT_BYTES: usize = 8 * 1024;
+/// Stack buffer through which the status snapshot is streamed to its file (the text itself is
+/// never held in memory: ~30 KiB with full tables and 64-byte names).
+pub const STATUS_WRITE_CHUNK_BYTES: usize = 1024;

@@ -419,7 +419,7 @@ fn run_agent(flags: FlagSet) -> Result<(), String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id()) << 32;
-    let agent = swandog::agent::Agent::new(agent_settings(&cfg), seed);
+    let agent = Box::new(swandog::agent::Agent::new(agent_settings(&cfg), seed));
     let shell = run::ShellSettings {
         uri,
         proc_root: PathBuf::from(cfg.proc_root.as_str()),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use heapless::{Deque, Vec};
+use heapless::Deque;
 use log::{info, log, warn};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -19,13 +19,11 @@ use smol::future::FutureExt;
 use smol::{Async, LocalExecutor, Timer};
 
 use swandog::agent::{Action, Agent, CommandDone, Job, Millis, Settings};
-use swandog::limits::{
-    COMMAND_QUEUE_MAX, CONNS_MAX, IKE_SAS_MAX, PROC_READ_BUFFER_BYTES, STATUS_TEXT_BYTES,
-};
-use swandog::report::status::write_atomic;
+use swandog::limits::{COMMAND_QUEUE_MAX, CONNS_MAX, PROC_READ_BUFFER_BYTES};
+use swandog::report::status::SnapshotFile;
 use swandog::sample::load::{LoadSampler, ProcFiles};
 use swandog::vici::client::{ClientError, Commands, Events, Reconnect, Uri};
-use swandog::vici::sa::{Conn, Event, IkeSa};
+use swandog::vici::sa::{Conn, Event};
 
 /// What the shell needs besides the agent's own settings.
 pub struct ShellSettings {
@@ -47,7 +45,9 @@ enum SignalRequest {
 
 /// Shared by the main loop and the command worker; never borrowed across an await.
 struct Shared {
-    agent: RefCell<Agent>,
+    // Boxed by the caller: a 50 KiB value moved by value through `run` would leave as many
+    // copies in the main thread's stack, whose pages stay resident for good.
+    agent: RefCell<Box<Agent>>,
     jobs: RefCell<Deque<Job, COMMAND_QUEUE_MAX>>,
     clock: Instant,
 }
@@ -125,7 +125,7 @@ enum Wake {
 /// Runs the agent until SIGTERM / SIGINT. `reload` re-reads the config on SIGHUP.
 pub fn run(
     shell: ShellSettings,
-    agent: Agent,
+    agent: Box<Agent>,
     reload: &mut dyn FnMut() -> Result<Settings, String>,
 ) -> Result<(), String> {
     let sigfd = signals().map_err(|e| format!("cannot set up signal handling: {e}"))?;
@@ -159,7 +159,7 @@ async fn main_loop(
     let proc_files = ProcFiles::new(&shell.proc_root);
     let mut proc_buf = Box::new([0u8; PROC_READ_BUFFER_BYTES]);
     let mut next_sample: Millis = 0;
-    let mut status_text = String::with_capacity(STATUS_TEXT_BYTES);
+    let status_file = SnapshotFile::new(&shell.status_file);
     let mut status_error_logged = false;
 
     loop {
@@ -182,13 +182,15 @@ async fn main_loop(
             if queued {
                 let _ = job_tx.try_send(());
             }
-            if write_status {
-                status_text.clear();
-                agent.render_status(now, unix_now_s(), &mut status_text);
-            }
         }
         if write_status {
-            match write_atomic(&shell.status_file, status_text.as_bytes()) {
+            let now = shared.now();
+            let agent = shared.agent.borrow();
+            let written = status_file.write(|out| {
+                agent.render_status(now, unix_now_s(), out);
+                Ok(())
+            });
+            match written {
                 Ok(()) => status_error_logged = false,
                 Err(e) if !status_error_logged => {
                     warn!(
@@ -274,10 +276,11 @@ async fn main_loop(
             }
             Wake::Signal(SignalRequest::Stop) => {
                 info!("stopping on signal");
-                let agent = shared.agent.borrow_mut();
-                status_text.clear();
-                agent.render_status(now, unix_now_s(), &mut status_text);
-                let _ = write_atomic(&shell.status_file, status_text.as_bytes());
+                let agent = shared.agent.borrow();
+                let _ = status_file.write(|out| {
+                    agent.render_status(now, unix_now_s(), out);
+                    Ok(())
+                });
                 return Ok(());
             }
             Wake::Signal(SignalRequest::Reload) => match reload() {
@@ -299,8 +302,9 @@ async fn main_loop(
 
 async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sender<()>) {
     let mut commands = Commands::new(&uri);
-    let mut ikes: Box<Vec<IkeSa, IKE_SAS_MAX>> = Box::default();
-    let mut conns: Box<Vec<Conn, CONNS_MAX>> = Box::default();
+    // Reserved once, never grown (pushes stop at the capacity): its pages are only touched as
+    // connections come in, where a boxed heapless table would be written whole (26 KiB).
+    let mut conns: Vec<Conn> = Vec::with_capacity(CONNS_MAX);
     loop {
         let job = shared.jobs.borrow_mut().pop_front();
         let Some(job) = job else {
@@ -311,30 +315,25 @@ async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sen
         };
         match &job {
             Job::ListSas => {
-                ikes.clear();
-                let mut overflow = 0u32;
+                // Streamed into the agent IKE_SA by IKE_SA: no table, no limit on their number.
+                shared.agent.borrow_mut().on_sas_begin(shared.now());
                 let result = commands
-                    .list_sas(&mut |ike| {
-                        if ikes.push(ike).is_err() {
-                            overflow += 1;
-                        }
-                    })
+                    .list_sas(&mut |ike| shared.agent.borrow_mut().on_sa(&ike))
                     .await;
                 let now = shared.now();
-                shared.agent.borrow_mut().on_command_done(
-                    now,
-                    CommandDone::Sas {
-                        result: result.map(|_| &ikes[..]),
-                        overflow,
-                    },
-                );
+                shared
+                    .agent
+                    .borrow_mut()
+                    .on_sas_done(now, result.as_ref().map(|_| ()));
             }
             Job::ListConns => {
                 conns.clear();
                 let mut overflow = 0u32;
                 let result = commands
                     .list_conns(&mut |conn| {
-                        if conns.push(conn).is_err() {
+                        if conns.len() < CONNS_MAX {
+                            conns.push(conn);
+                        } else {
                             overflow += 1;
                         }
                     })
