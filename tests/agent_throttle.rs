@@ -99,7 +99,7 @@ fn pace_in(status: &str) -> &str {
 fn load_spike_stretches_sampling_and_list_sas_polls_and_they_return_after_it() {
     let base = Settings::default().throttle;
     let mut r = Record::default();
-    let mut sim = Sim::new(settings(), Charon::lab(), &mut r.obs());
+    let mut sim = Sim::new(settings(), Charon::lab(), String::new(), &mut r.obs());
 
     sim.busy_permille = QUIET;
     sim.run_until(300_000, &mut r.obs());
@@ -177,13 +177,17 @@ fn deferred_summary_and_status_writes_happen_later_not_never() {
     s.summary_interval_ms = 600_000;
     s.status_interval_ms = 10_000;
     let mut r = Record::default();
-    let mut sim = Sim::new(s, Charon::lab(), &mut r.obs());
+    let mut sim = Sim::new(s, Charon::lab(), String::new(), &mut r.obs());
     sim.busy_permille = BUSY;
     // Busy for 50 minutes without a break: the run itself asserts that the shell is never told
     // to wake at once again and again (a deferred summary must not make it spin).
     sim.run_until(3_000_000, &mut r.obs());
     let summaries = r.lines_with("DPD failures:");
-    assert!(!summaries.is_empty(), "deferred, not dropped:\n{}", r.dump());
+    assert!(
+        !summaries.is_empty(),
+        "deferred, not dropped:\n{}",
+        r.dump()
+    );
     assert!(
         summaries[0] > 600_000 && summaries[0] <= 600_000 + 3 * 600_000,
         "first summary deferred past its time, at most 3 intervals: {summaries:?}"
@@ -236,7 +240,7 @@ fn dropped_watched_children_are_reinitiated_within_the_backoff_cap_while_busy() 
     let s = settings();
     let cap = s.keeper.backoff_cap_ms;
     let mut r = Record::default();
-    let mut sim = Sim::new(s, Charon::lab(), &mut r.obs());
+    let mut sim = Sim::new(s, Charon::lab(), String::new(), &mut r.obs());
     sim.busy_permille = BUSY;
     sim.run_until(100_000, &mut r.obs());
     assert_eq!(r.lines_with("throttle: box busy").len(), 1);

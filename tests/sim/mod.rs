@@ -15,9 +15,7 @@ use std::path::Path;
 use heapless::Vec as HVec;
 use log::Level;
 use swandog::agent::{Action, Agent, CommandDone, Job, Millis, Settings};
-use swandog::limits::{
-    CHILD_SAS_PER_IKE_MAX, CONNS_MAX, IKE_SAS_MAX, STATUS_TEXT_BYTES, VICI_RECV_BUFFER_BYTES,
-};
+use swandog::limits::{CHILD_SAS_PER_IKE_MAX, CONNS_MAX, VICI_RECV_BUFFER_BYTES};
 use swandog::sample::load::LoadSample;
 use swandog::vici::client::{ClientError, InitiateReply};
 use swandog::vici::sa::{Conn, Event, IkeSa, LogLine, Name};
@@ -266,10 +264,9 @@ impl Charon {
         w.section_end()
     }
 
-    /// `list-sas`: one `list-sa` frame per connection with an INSTALLED child, parsed into `out`.
-    pub fn list_sas(&mut self, out: &mut HVec<IkeSa, IKE_SAS_MAX>) -> u32 {
-        out.clear();
-        let mut overflow = 0;
+    /// `list-sas`: one `list-sa` frame per connection with an INSTALLED child, each parsed and
+    /// handed to `each` (the way the shell's worker streams them into the agent).
+    pub fn list_sas(&mut self, each: &mut dyn FnMut(&IkeSa)) {
         for i in 0..self.conns.len() {
             for c in self.conns[i].children.iter_mut().filter(|c| c.up) {
                 c.packets += 10;
@@ -287,17 +284,15 @@ impl Charon {
             let (payload, _) = split_frame(&self.buf[..len]).unwrap().unwrap();
             let packet = Packet::parse(payload).unwrap();
             let ikes: HVec<IkeSa, 1> = IkeSa::parse_all(packet.message).expect("list-sa view");
-            for ike in ikes {
-                if out.push(ike).is_err() {
-                    overflow += 1;
-                }
+            for ike in &ikes {
+                each(ike);
             }
         }
-        overflow
     }
 
-    /// `list-conns`: one `list-conn` frame per connection, parsed into `out`.
-    pub fn list_conns(&mut self, out: &mut HVec<Conn, CONNS_MAX>) -> u32 {
+    /// `list-conns`: one `list-conn` frame per connection, parsed into `out` (at most
+    /// `CONNS_MAX`, like the shell; more are counted).
+    pub fn list_conns(&mut self, out: &mut Vec<Conn>) -> u32 {
         out.clear();
         let mut overflow = 0;
         for i in 0..self.conns.len() {
@@ -329,7 +324,9 @@ impl Charon {
             let (payload, _) = split_frame(&self.buf[..len]).unwrap().unwrap();
             let packet = Packet::parse(payload).unwrap();
             if let Some(conn) = Conn::parse(packet.message).expect("list-conn view") {
-                if out.push(conn).is_err() {
+                if out.len() < CONNS_MAX {
+                    out.push(conn);
+                } else {
                     overflow += 1;
                 }
             }
@@ -346,13 +343,14 @@ impl Charon {
             c.up = true;
             c.uid = uid;
         }
-        let (ike_state, child_state, active, passive): (&[u8], &[u8], &[&[u8]], &[&[u8]]) =
-            match (up, how) {
-                (true, _) => (b"ESTABLISHED", b"INSTALLED", &[], &[]),
-                (false, Down::PeerDelete) => (b"ESTABLISHED", b"DELETED", &[], &[b"CHILD_DELETE"]),
-                (false, Down::Local) => (b"ESTABLISHED", b"DELETED", &[b"CHILD_DELETE"], &[]),
-                (false, Down::Dpd) => (b"ESTABLISHED", b"INSTALLED", &[b"IKE_DPD"], &[]),
-            };
+        type Tasks<'a> = &'a [&'a [u8]];
+        let (child_state, active, passive): (&[u8], Tasks<'_>, Tasks<'_>) = match (up, how) {
+            (true, _) => (b"INSTALLED", &[], &[]),
+            (false, Down::PeerDelete) => (b"DELETED", &[], &[b"CHILD_DELETE"]),
+            (false, Down::Local) => (b"DELETED", &[b"CHILD_DELETE"], &[]),
+            (false, Down::Dpd) => (b"INSTALLED", &[b"IKE_DPD"], &[]),
+        };
+        let ike_state = b"ESTABLISHED";
         let len = {
             let mut w = Writer::new(&mut self.buf, PacketType::Event, Some(b"child-updown"))
                 .expect("writer");
@@ -393,8 +391,8 @@ impl Charon {
             (false, Down::Dpd) => (b"ESTABLISHED", &[b"IKE_DPD"], &[]),
         };
         let len = {
-            let mut w = Writer::new(&mut self.buf, PacketType::Event, Some(b"ike-updown"))
-                .expect("writer");
+            let mut w =
+                Writer::new(&mut self.buf, PacketType::Event, Some(b"ike-updown")).expect("writer");
             if up {
                 w.key_value(b"up", b"yes").unwrap();
             }
@@ -463,12 +461,12 @@ pub struct Sim {
     pub own_cpu_us: u64,
     /// CPU swandog spends per sample (feeds `own_cpu_us`).
     pub cpu_per_wake_us: u64,
-    /// The status text buffer, reused for every write.
+    /// The status text of the last write (the caller's buffer, reused; the shell streams it to
+    /// its file instead).
     pub status: String,
     /// Whether the event link is up.
     pub link_up: bool,
-    ikes: Box<HVec<IkeSa, IKE_SAS_MAX>>,
-    conns: Box<HVec<Conn, CONNS_MAX>>,
+    conns: Vec<Conn>,
     jobs: HVec<Job, 32>,
     lines: HVec<(Level, swandog::agent::Line), 64>,
     write_status: bool,
@@ -476,9 +474,14 @@ pub struct Sim {
 }
 
 impl Sim {
-    /// An agent with `settings` and the lab's charon, connected, with its first list-conns and
-    /// list-sas answered.
-    pub fn new(settings: Settings, charon: Charon, obs: &mut dyn FnMut(Millis, Seen<'_>)) -> Sim {
+    /// An agent with `settings` talking to `charon`, connected, with its first list-conns and
+    /// list-sas answered; status texts are rendered into `status`.
+    pub fn new(
+        settings: Settings,
+        charon: Charon,
+        status: String,
+        obs: &mut dyn FnMut(Millis, Seen<'_>),
+    ) -> Sim {
         let mut sim = Sim {
             agent: Box::new(Agent::new(settings, 7)),
             charon,
@@ -487,10 +490,9 @@ impl Sim {
             busy_permille: 200,
             own_cpu_us: 0,
             cpu_per_wake_us: 30,
-            status: String::with_capacity(STATUS_TEXT_BYTES),
+            status,
             link_up: false,
-            ikes: Box::default(),
-            conns: Box::default(),
+            conns: Vec::with_capacity(CONNS_MAX),
             jobs: HVec::new(),
             lines: HVec::new(),
             write_status: false,
@@ -510,10 +512,12 @@ impl Sim {
         let write_status = &mut self.write_status;
         self.agent.poll(now, &mut |action| match action {
             Action::Log(level, line) => {
-                lines.push((level, line)).expect("at most 64 lines per poll");
+                lines
+                    .push((level, line))
+                    .expect("at most 64 lines per poll");
             }
             Action::Job(job) => {
-                if !jobs.iter().any(|j| *j == job) {
+                if !jobs.contains(&job) {
                     jobs.push(job).expect("at most 32 jobs per poll");
                 }
             }
@@ -545,14 +549,10 @@ impl Sim {
         let now = self.now;
         match job {
             Job::ListSas => {
-                let overflow = self.charon.list_sas(&mut self.ikes);
-                self.agent.on_command_done(
-                    now,
-                    CommandDone::Sas {
-                        result: Ok(&self.ikes[..]),
-                        overflow,
-                    },
-                );
+                self.agent.on_sas_begin(now);
+                let agent = &mut self.agent;
+                self.charon.list_sas(&mut |ike| agent.on_sa(ike));
+                self.agent.on_sas_done(now, Ok(()));
             }
             Job::ListConns => {
                 let overflow = self.charon.list_conns(&mut self.conns);
@@ -576,8 +576,7 @@ impl Sim {
                     self.agent.on_control_log(now, child, &l);
                     InitiateReply {
                         success: false,
-                        errmsg: heapless::String::try_from("establishing CHILD_SA failed")
-                            .unwrap(),
+                        errmsg: heapless::String::try_from("establishing CHILD_SA failed").unwrap(),
                     }
                 } else {
                     let l = self.charon.control_log(
@@ -618,15 +617,19 @@ impl Sim {
         }
     }
 
-    /// A failed VICI call for the next job of that kind is not modelled; this fails one now.
+    /// A `list-sas` that fails midway (after one IKE_SA): its partial view must be dropped.
     pub fn fail_list_sas(&mut self) {
-        self.agent.on_command_done(
-            self.now,
-            CommandDone::Sas {
-                result: Err(ClientError::Timeout("list-sas")),
-                overflow: 0,
-            },
-        );
+        self.agent.on_sas_begin(self.now);
+        let agent = &mut self.agent;
+        let mut first = true;
+        self.charon.list_sas(&mut |ike| {
+            if first {
+                agent.on_sa(ike);
+                first = false;
+            }
+        });
+        self.agent
+            .on_sas_done(self.now, Err(&ClientError::Timeout("list-sas")));
     }
 
     /// An event arrives now (the shell hands it over, then polls).
