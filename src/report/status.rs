@@ -151,18 +151,20 @@ impl ChunkedText<'_> {
 }
 
 impl core::fmt::Write for ChunkedText<'_> {
-    fn write_str(&mut self, mut s: &str) -> core::fmt::Result {
-        while !s.is_empty() {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        // Bytes, not chars: a multi-byte character may straddle two chunks.
+        let mut bytes = s.as_bytes();
+        while !bytes.is_empty() {
             if self.len == self.buf.len() {
                 if let Err(e) = self.flush() {
                     self.error = Some(e);
                     return Err(core::fmt::Error);
                 }
             }
-            let n = s.len().min(self.buf.len() - self.len);
-            self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+            let n = bytes.len().min(self.buf.len() - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
             self.len += n;
-            s = &s[n..];
+            bytes = &bytes[n..];
         }
         Ok(())
     }
@@ -268,7 +270,8 @@ mod tests {
         let dir = scratch("chunked");
         let path = dir.join("swandog.status");
         let file = SnapshotFile::new(&path);
-        let line = "0123456789abcdef".repeat(20);
+        // Three-byte sparkline blocks after an odd prefix: some straddle two chunks.
+        let line = format!("x{}", "▁▂▃▄▅▆▇█".repeat(13));
         let head = "{\"big\":true}\n";
         file.write(|out| {
             out.write_str(head)?;
