@@ -139,7 +139,7 @@ pub fn run(
     let (job_tx, job_rx) = smol::channel::bounded::<()>(1);
     ex.spawn(worker(shared.clone(), shell.uri.clone(), job_rx, kick_tx))
         .detach();
-    smol::block_on(ex.run(main_loop(shared, shell, sigfd, kick_rx, job_tx, reload)))
+    smol::future::block_on(ex.run(main_loop(shared, shell, sigfd, kick_rx, job_tx, reload)))
 }
 
 async fn main_loop(
@@ -160,6 +160,12 @@ async fn main_loop(
     let mut proc_buf = Box::new([0u8; PROC_READ_BUFFER_BYTES]);
     let mut next_sample: Millis = 0;
     let status_file = SnapshotFile::new(&shell.status_file);
+    // Kept across wake-ups and re-armed only when the deadline moves: a fresh timer and signal
+    // read on every wake-up cost a timerfd re-arm, a cross-thread reactor notification and two
+    // epoll re-registrations per charon event.
+    let mut timer = Timer::never();
+    let mut timer_at: Option<Instant> = None;
+    let mut signal = std::pin::pin!(next_signal(&sigfd));
     let mut status_error_logged = false;
 
     loop {
@@ -205,6 +211,10 @@ async fn main_loop(
 
         let wake_at = shared.agent.borrow().next_wake().min(next_sample);
         let wake_instant = shared.at(wake_at);
+        if timer_at != Some(wake_instant) {
+            timer.set_at(wake_instant);
+            timer_at = Some(wake_instant);
+        }
         let retry_at = events_retry_at;
         let event = async {
             if let Some(at) = retry_at {
@@ -216,12 +226,18 @@ async fn main_loop(
             let _ = kick_rx.recv().await;
             Wake::Kick
         };
-        let timer = async {
-            Timer::at(wake_instant).await;
+        let timer_fired = async {
+            (&mut timer).await;
             Wake::Timer
         };
-        let signal = async { Wake::Signal(next_signal(&sigfd).await) };
-        let wake = signal.or(event).or(kicked).or(timer).await;
+        let signalled = async { Wake::Signal(signal.as_mut().await) };
+        let wake = signalled.or(event).or(kicked).or(timer_fired).await;
+        match wake {
+            // A fired timer waits for a new deadline; a finished signal read for a new one.
+            Wake::Timer => timer_at = None,
+            Wake::Signal(_) => signal.set(next_signal(&sigfd)),
+            _ => {}
+        }
 
         let now = shared.now();
         match wake {
