@@ -130,14 +130,18 @@ pub const RECENT_CAUSES_MAX: usize = 16;
 pub const INITIATES_IN_FLIGHT_MAX: usize = 4;
 /// Keeper actions handled per poll; more wait for the next poll.
 pub const KEEPER_ACTIONS_PER_POLL_MAX: usize = 16;
+/// VICI jobs the agent hands out in one poll: one poll's keeper actions plus list-sas and
+/// list-conns (a site outage re-initiates every child of it at once).
+pub const AGENT_JOBS_PER_POLL_MAX: usize = KEEPER_ACTIONS_PER_POLL_MAX + 2;
 /// Shortest gap between two status rewrites caused by changes.
 pub const STATUS_MIN_GAP_MS: u64 = 1_000;
 /// IKE_SAs kept from one `list-sas` (the shell's buffer); more are counted.
 pub const IKE_SAS_MAX: usize = 32;
 /// Connections kept from one `list-conns`; more are counted.
 pub const CONNS_MAX: usize = 32;
-/// VICI jobs queued for the command worker.
-pub const COMMAND_QUEUE_MAX: usize = 8;
+/// VICI jobs queued for the command worker (it runs them one at a time): an initiate for every
+/// watched child plus list-sas and list-conns; equal jobs are queued once. 152 bytes each.
+pub const COMMAND_QUEUE_MAX: usize = WATCHED_CHILDREN_MAX + 2;
 /// Stack buffer through which the status snapshot is streamed to its file (the text itself is
 /// never held in memory: ~30 KiB with full tables and 64-byte names).
 pub const STATUS_WRITE_CHUNK_BYTES: usize = 1024;

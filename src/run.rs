@@ -179,8 +179,14 @@ async fn main_loop(
                 Action::Log(level, line) => log!(level, "{line}"),
                 Action::Job(job) => {
                     let mut jobs = shared.jobs.borrow_mut();
-                    if !jobs.iter().any(|j| *j == job) && jobs.push_back(job).is_ok() {
-                        queued = true;
+                    if !jobs.iter().any(|j| *j == job) {
+                        match jobs.push_back(job) {
+                            Ok(()) => queued = true,
+                            // Sized for every watched child at once: never in practice.
+                            Err(job) => warn!(
+                                "table full: command queue ({COMMAND_QUEUE_MAX} jobs), {job:?} dropped"
+                            ),
+                        }
                     }
                 }
                 Action::WriteStatus => write_status = true,

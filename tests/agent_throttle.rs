@@ -301,3 +301,34 @@ fn dropped_watched_children_are_reinitiated_within_the_backoff_cap_while_busy() 
     assert_eq!(r.lines_with("back up after").len(), 3, "{}", r.dump());
     assert!(r.lines_with("back to normal pace").is_empty());
 }
+
+#[test]
+fn a_site_outage_queues_an_initiate_for_every_watched_child_none_dropped() {
+    let mut s = settings();
+    s.watch.clear();
+    let mut charon = Charon::lab();
+    let kids: Vec<(String, u32)> = (0..8u32).map(|j| (format!("hub_{j}"), 200 + j)).collect();
+    let kids: Vec<(&str, u32)> = kids.iter().map(|(n, i)| (n.as_str(), *i)).collect();
+    charon.add_conn("hub", &kids);
+    let mut r = Record::default();
+    let mut sim = Sim::new(s, charon, String::new(), &mut r.obs());
+    sim.busy_permille = QUIET;
+    sim.run_until(60_000, &mut r.obs());
+    // The whole hub goes down at once, and the peer answers again right away.
+    let e = sim.charon.ike_updown("hub", false, Down::PeerDelete);
+    sim.event(&e, &mut r.obs());
+    let down_at = sim.now;
+    sim.run_until(down_at + 30_000, &mut r.obs());
+    for j in 0..8 {
+        let child = format!("hub_{j}");
+        let tries = r.initiates_of(&child);
+        assert!(
+            !tries.is_empty() && tries[0] - down_at <= 5_000,
+            "{child}: {tries:?}\n{}",
+            r.dump()
+        );
+        assert!(sim.charon.is_up(&child), "{child}");
+    }
+    let last = &r.statuses.last().unwrap().1;
+    assert!(last.contains("\"table_overflows\":0,"), "{last}");
+}

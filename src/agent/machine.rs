@@ -30,8 +30,8 @@ use super::keeper::{
 use super::throttle::{Pace, Throttle, ThrottleSettings};
 use super::Millis;
 use crate::limits::{
-    DPD_RECORDS_MAX, INITIATES_IN_FLIGHT_MAX, KEEPER_ACTIONS_PER_POLL_MAX, LINE_MAX_BYTES,
-    PENDING_LINES_MAX, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS, WATCHED_CHILDREN_MAX,
+    AGENT_JOBS_PER_POLL_MAX, DPD_RECORDS_MAX, INITIATES_IN_FLIGHT_MAX, KEEPER_ACTIONS_PER_POLL_MAX,
+    LINE_MAX_BYTES, PENDING_LINES_MAX, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS, WATCHED_CHILDREN_MAX,
 };
 use crate::report::status::sparkline;
 use crate::report::table::json_str;
@@ -192,7 +192,7 @@ pub struct Agent {
     keeper: Keeper,
     throttle: Throttle,
     pending: Deque<(Level, Line), PENDING_LINES_MAX>,
-    jobs: Deque<Job, 4>,
+    jobs: Deque<Job, AGENT_JOBS_PER_POLL_MAX>,
     link_up: bool,
     link_since: Millis,
     alerts: bool,
@@ -250,7 +250,7 @@ impl Agent {
 
     fn job(&mut self, job: Job) {
         if !self.jobs.iter().any(|j| *j == job) && self.jobs.push_back(job).is_err() {
-            self.counters.table_overflows = self.counters.table_overflows.saturating_add(1);
+            self.table_overflow("VICI jobs in one poll", 1);
         }
     }
 
