@@ -135,7 +135,9 @@ pub const KEEPER_ACTIONS_PER_POLL_MAX: usize = 16;
 pub const AGENT_JOBS_PER_POLL_MAX: usize = KEEPER_ACTIONS_PER_POLL_MAX + 2;
 /// Shortest gap between two status rewrites caused by changes.
 pub const STATUS_MIN_GAP_MS: u64 = 1_000;
-/// IKE_SAs kept from one `list-sas` (the shell's buffer); more are counted.
+/// IKE_SAs a caller keeps when it collects one `list-sas` into a table (`CommandDone::Sas`);
+/// more are counted. `swandog run` streams them into the agent instead (`Agent::on_sa`), so it
+/// has no such limit.
 pub const IKE_SAS_MAX: usize = 32;
 /// Connections kept from one `list-conns`; more are counted.
 pub const CONNS_MAX: usize = 32;
