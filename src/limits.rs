@@ -17,8 +17,11 @@ pub const CHILD_SAS_PER_IKE_MAX: usize = 8;
 /// Longest charon log message kept.
 pub const LOG_MSG_MAX_BYTES: usize = 200;
 
-/// Receive buffer per VICI connection; larger frames are skipped whole and counted.
-pub const VICI_RECV_BUFFER_BYTES: usize = 64 * 1024;
+/// Receive buffer per VICI connection (two: events, commands); larger frames are skipped whole
+/// and counted, and a `list-sas` with one fails as a whole (never a partial view). Measured on
+/// charon 5.9.8: a `list-sa` frame is ~400 B plus ~450 B per CHILD_SA (more with many traffic
+/// selectors), so 16 KiB holds an IKE_SA with ~30 children; updown and log frames are < 1 KiB.
+pub const VICI_RECV_BUFFER_BYTES: usize = 16 * 1024;
 /// Buffer for one outgoing command.
 pub const VICI_REQUEST_BUFFER_BYTES: usize = 1024;
 /// Hard deadline of every VICI call (a wedged charon must never hang swandog).
@@ -127,16 +130,23 @@ pub const RECENT_CAUSES_MAX: usize = 16;
 pub const INITIATES_IN_FLIGHT_MAX: usize = 4;
 /// Keeper actions handled per poll; more wait for the next poll.
 pub const KEEPER_ACTIONS_PER_POLL_MAX: usize = 16;
+/// VICI jobs the agent hands out in one poll: one poll's keeper actions plus list-sas and
+/// list-conns (a site outage re-initiates every child of it at once).
+pub const AGENT_JOBS_PER_POLL_MAX: usize = KEEPER_ACTIONS_PER_POLL_MAX + 2;
 /// Shortest gap between two status rewrites caused by changes.
 pub const STATUS_MIN_GAP_MS: u64 = 1_000;
-/// IKE_SAs kept from one `list-sas` (the shell's buffer); more are counted.
+/// IKE_SAs a caller keeps when it collects one `list-sas` into a table (`CommandDone::Sas`);
+/// more are counted. `swandog run` streams them into the agent instead (`Agent::on_sa`), so it
+/// has no such limit.
 pub const IKE_SAS_MAX: usize = 32;
 /// Connections kept from one `list-conns`; more are counted.
 pub const CONNS_MAX: usize = 32;
-/// VICI jobs queued for the command worker.
-pub const COMMAND_QUEUE_MAX: usize = 8;
-/// Initial capacity of the status text buffer (reused for every write).
-pub const STATUS_TEXT_BYTES: usize = 8 * 1024;
+/// VICI jobs queued for the command worker (it runs them one at a time): an initiate for every
+/// watched child plus list-sas and list-conns; equal jobs are queued once. 152 bytes each.
+pub const COMMAND_QUEUE_MAX: usize = WATCHED_CHILDREN_MAX + 2;
+/// Stack buffer through which the status snapshot is streamed to its file (the text itself is
+/// never held in memory: ~30 KiB with full tables and 64-byte names).
+pub const STATUS_WRITE_CHUNK_BYTES: usize = 1024;
 /// Under init, how often `swandog run` rereads a broken config while waiting for it to be fixed
 /// (SIGHUP rereads it at once); exiting instead would make init respawn it in a loop.
 pub const CONFIG_RETRY_INTERVAL_MS: u64 = 60_000;

@@ -297,6 +297,9 @@ fn uri(text: &str) -> Result<Uri, String> {
     Uri::parse(text).map_err(|e| format!("bad VICI URI {text:?}: {e}"))
 }
 
+// Own frame: inlined into `main`, every subcommand's locals would sit (stack-probed, so
+// resident) under the agent's whole run.
+#[inline(never)]
 fn sas(args: SasArgs) -> Result<(), String> {
     let uri = uri(args.vici.as_deref().unwrap_or(config::DEFAULT_VICI_URI))?;
     let mut ikes: Vec<IkeSa> = Vec::new();
@@ -323,6 +326,9 @@ fn sas(args: SasArgs) -> Result<(), String> {
     Ok(())
 }
 
+// Own frame: inlined into `main`, every subcommand's locals would sit (stack-probed, so
+// resident) under the agent's whole run.
+#[inline(never)]
 fn status(args: StatusArgs) -> Result<(), String> {
     let path = PathBuf::from(args.status_file.as_deref().unwrap_or(DEFAULT_STATUS_FILE));
     let form = if args.json {
@@ -362,6 +368,9 @@ fn agent_settings(cfg: &Config) -> Settings {
     }
 }
 
+// Own frame: inlined into `main`, every subcommand's locals would sit (stack-probed, so
+// resident) under the agent's whole run.
+#[inline(never)]
 fn check(flags: FlagSet) -> Result<(), String> {
     let cfg = flags.load()?;
     match cfg.source_name() {
@@ -501,6 +510,17 @@ fn wait_for_config(flags: &FlagSet, error: String) -> Result<Option<Config>, Str
     }
 }
 
+/// The agent, boxed, built in a frame of its own: built inline, its 50 KiB would sit in
+/// `run_agent`'s frame under the whole main loop, and every stack page ever touched stays
+/// resident.
+#[inline(never)]
+fn new_agent(settings: Settings, seed: u64) -> Box<swandog::agent::Agent> {
+    Box::new(swandog::agent::Agent::new(settings, seed))
+}
+
+// Own frame: inlined into `main`, every subcommand's locals would sit (stack-probed, so
+// resident) under the agent's whole run.
+#[inline(never)]
 fn run_agent(flags: FlagSet) -> Result<(), String> {
     let first = flags.load();
     let (target, facility, level) = match &first {
@@ -536,7 +556,7 @@ fn run_agent(flags: FlagSet) -> Result<(), String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id()) << 32;
-    let agent = swandog::agent::Agent::new(agent_settings(&cfg), seed);
+    let agent = new_agent(agent_settings(&cfg), seed);
     let shell = run::ShellSettings {
         uri,
         proc_root: PathBuf::from(cfg.proc_root.as_str()),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use heapless::{Deque, Vec};
+use heapless::Deque;
 use log::{debug, info, log, warn};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -21,13 +21,13 @@ use smol::{Async, LocalExecutor, Timer};
 use swandog::agent::keeper::Span;
 use swandog::agent::{Action, Agent, CommandDone, Job, Millis, Settings};
 use swandog::limits::{
-    COMMAND_QUEUE_MAX, CONNS_MAX, IKE_SAS_MAX, KEEPER_SUMMARY_AFTER_MS, KEEPER_SUMMARY_EVERY_MS,
-    PROC_READ_BUFFER_BYTES, STATUS_TEXT_BYTES, VICI_RECONNECT_MAX_MS,
+    COMMAND_QUEUE_MAX, CONNS_MAX, KEEPER_SUMMARY_AFTER_MS, KEEPER_SUMMARY_EVERY_MS,
+    PROC_READ_BUFFER_BYTES, VICI_RECONNECT_MAX_MS,
 };
-use swandog::report::status::write_atomic;
+use swandog::report::status::SnapshotFile;
 use swandog::sample::load::{LoadSampler, ProcFiles};
 use swandog::vici::client::{ClientError, Commands, Events, Reconnect, Uri};
-use swandog::vici::sa::{Conn, Event, IkeSa};
+use swandog::vici::sa::{Conn, Event};
 
 /// What the shell needs besides the agent's own settings.
 pub struct ShellSettings {
@@ -49,7 +49,9 @@ pub enum SignalRequest {
 
 /// Shared by the main loop and the command worker; never borrowed across an await.
 struct Shared {
-    agent: RefCell<Agent>,
+    // Boxed by the caller: a 50 KiB value moved by value through `run` would leave as many
+    // copies in the main thread's stack, whose pages stay resident for good.
+    agent: RefCell<Box<Agent>>,
     jobs: RefCell<Deque<Job, COMMAND_QUEUE_MAX>>,
     clock: Instant,
 }
@@ -151,7 +153,7 @@ enum Wake {
 /// Runs the agent until SIGTERM / SIGINT. `reload` re-reads the config on SIGHUP.
 pub fn run(
     shell: ShellSettings,
-    agent: Agent,
+    agent: Box<Agent>,
     reload: &mut dyn FnMut() -> Result<Settings, String>,
 ) -> Result<(), String> {
     let sigfd = signals().map_err(|e| format!("cannot set up signal handling: {e}"))?;
@@ -165,7 +167,7 @@ pub fn run(
     let (job_tx, job_rx) = smol::channel::bounded::<()>(1);
     ex.spawn(worker(shared.clone(), shell.uri.clone(), job_rx, kick_tx))
         .detach();
-    smol::block_on(ex.run(main_loop(shared, shell, sigfd, kick_rx, job_tx, reload)))
+    smol::future::block_on(ex.run(main_loop(shared, shell, sigfd, kick_rx, job_tx, reload)))
 }
 
 async fn main_loop(
@@ -187,7 +189,13 @@ async fn main_loop(
     let proc_files = ProcFiles::new(&shell.proc_root);
     let mut proc_buf = Box::new([0u8; PROC_READ_BUFFER_BYTES]);
     let mut next_sample: Millis = 0;
-    let mut status_text = String::with_capacity(STATUS_TEXT_BYTES);
+    let status_file = SnapshotFile::new(&shell.status_file);
+    // Kept across wake-ups and re-armed only when the deadline moves: a fresh timer and signal
+    // read on every wake-up cost a timerfd re-arm, a cross-thread reactor notification and two
+    // epoll re-registrations per charon event.
+    let mut timer = Timer::never();
+    let mut timer_at: Option<Instant> = None;
+    let mut signal = std::pin::pin!(next_signal(&sigfd));
     let mut status_error_logged = false;
 
     loop {
@@ -201,8 +209,14 @@ async fn main_loop(
                 Action::Log(level, line) => log!(level, "{line}"),
                 Action::Job(job) => {
                     let mut jobs = shared.jobs.borrow_mut();
-                    if !jobs.iter().any(|j| *j == job) && jobs.push_back(job).is_ok() {
-                        queued = true;
+                    if !jobs.iter().any(|j| *j == job) {
+                        match jobs.push_back(job) {
+                            Ok(()) => queued = true,
+                            // Sized for every watched child at once: never in practice.
+                            Err(job) => warn!(
+                                "table full: command queue ({COMMAND_QUEUE_MAX} jobs), {job:?} dropped"
+                            ),
+                        }
                     }
                 }
                 Action::WriteStatus => write_status = true,
@@ -210,13 +224,15 @@ async fn main_loop(
             if queued {
                 let _ = job_tx.try_send(());
             }
-            if write_status {
-                status_text.clear();
-                agent.render_status(now, unix_now_s(), &mut status_text);
-            }
         }
         if write_status {
-            match write_atomic(&shell.status_file, status_text.as_bytes()) {
+            let now = shared.now();
+            let agent = shared.agent.borrow();
+            let written = status_file.write(|out| {
+                agent.render_status(now, unix_now_s(), out);
+                Ok(())
+            });
+            match written {
                 Ok(()) => status_error_logged = false,
                 Err(e) if !status_error_logged => {
                     warn!(
@@ -231,6 +247,10 @@ async fn main_loop(
 
         let wake_at = shared.agent.borrow().next_wake().min(next_sample);
         let wake_instant = shared.at(wake_at);
+        if timer_at != Some(wake_instant) {
+            timer.set_at(wake_instant);
+            timer_at = Some(wake_instant);
+        }
         let retry_at = events_retry_at;
         let event = async {
             if let Some(at) = retry_at {
@@ -242,12 +262,18 @@ async fn main_loop(
             let _ = kick_rx.recv().await;
             Wake::Kick
         };
-        let timer = async {
-            Timer::at(wake_instant).await;
+        let timer_fired = async {
+            (&mut timer).await;
             Wake::Timer
         };
-        let signal = async { Wake::Signal(next_signal(&sigfd).await) };
-        let wake = signal.or(event).or(kicked).or(timer).await;
+        let signalled = async { Wake::Signal(signal.as_mut().await) };
+        let wake = signalled.or(event).or(kicked).or(timer_fired).await;
+        match wake {
+            // A fired timer waits for a new deadline; a finished signal read for a new one.
+            Wake::Timer => timer_at = None,
+            Wake::Signal(_) => signal.set(next_signal(&sigfd)),
+            _ => {}
+        }
 
         let now = shared.now();
         match wake {
@@ -316,10 +342,11 @@ async fn main_loop(
             }
             Wake::Signal(SignalRequest::Stop) => {
                 info!("stopping on signal");
-                let agent = shared.agent.borrow_mut();
-                status_text.clear();
-                agent.render_status(now, unix_now_s(), &mut status_text);
-                let _ = write_atomic(&shell.status_file, status_text.as_bytes());
+                let agent = shared.agent.borrow();
+                let _ = status_file.write(|out| {
+                    agent.render_status(now, unix_now_s(), out);
+                    Ok(())
+                });
                 return Ok(());
             }
             Wake::Signal(SignalRequest::Reload) => match reload() {
@@ -341,8 +368,9 @@ async fn main_loop(
 
 async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sender<()>) {
     let mut commands = Commands::new(&uri);
-    let mut ikes: Box<Vec<IkeSa, IKE_SAS_MAX>> = Box::default();
-    let mut conns: Box<Vec<Conn, CONNS_MAX>> = Box::default();
+    // Reserved once, never grown (pushes stop at the capacity): its pages are only touched as
+    // connections come in, where a boxed heapless table would be written whole (26 KiB).
+    let mut conns: Vec<Conn> = Vec::with_capacity(CONNS_MAX);
     loop {
         let job = shared.jobs.borrow_mut().pop_front();
         let Some(job) = job else {
@@ -353,30 +381,25 @@ async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sen
         };
         match &job {
             Job::ListSas => {
-                ikes.clear();
-                let mut overflow = 0u32;
+                // Streamed into the agent IKE_SA by IKE_SA: no table, no limit on their number.
+                shared.agent.borrow_mut().on_sas_begin(shared.now());
                 let result = commands
-                    .list_sas(&mut |ike| {
-                        if ikes.push(ike).is_err() {
-                            overflow += 1;
-                        }
-                    })
+                    .list_sas(&mut |ike| shared.agent.borrow_mut().on_sa(&ike))
                     .await;
                 let now = shared.now();
-                shared.agent.borrow_mut().on_command_done(
-                    now,
-                    CommandDone::Sas {
-                        result: result.map(|_| &ikes[..]),
-                        overflow,
-                    },
-                );
+                shared
+                    .agent
+                    .borrow_mut()
+                    .on_sas_done(now, result.as_ref().map(|_| ()));
             }
             Job::ListConns => {
                 conns.clear();
                 let mut overflow = 0u32;
                 let result = commands
                     .list_conns(&mut |conn| {
-                        if conns.push(conn).is_err() {
+                        if conns.len() < CONNS_MAX {
+                            conns.push(conn);
+                        } else {
                             overflow += 1;
                         }
                     })

@@ -1226,6 +1226,12 @@ impl Keeper {
         }
     }
 
+    /// Drops a snapshot that will not complete (the `list-sas` failed midway): nothing is
+    /// reconciled from its partial view.
+    pub fn abort_snapshot(&mut self) {
+        self.snapshot_at = None;
+    }
+
     /// A whole `list-sas` snapshot at once ([`Keeper::begin_snapshot`], [`Keeper::snapshot_ike`]
     /// for each, [`Keeper::end_snapshot`]).
     pub fn on_snapshot<'a>(&mut self, now: Millis, ikes: impl IntoIterator<Item = &'a IkeSa>) {

@@ -30,8 +30,8 @@ use super::keeper::{
 use super::throttle::{Pace, Throttle, ThrottleSettings};
 use super::Millis;
 use crate::limits::{
-    DPD_RECORDS_MAX, INITIATES_IN_FLIGHT_MAX, KEEPER_ACTIONS_PER_POLL_MAX, LINE_MAX_BYTES,
-    PENDING_LINES_MAX, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS, WATCHED_CHILDREN_MAX,
+    AGENT_JOBS_PER_POLL_MAX, DPD_RECORDS_MAX, INITIATES_IN_FLIGHT_MAX, KEEPER_ACTIONS_PER_POLL_MAX,
+    LINE_MAX_BYTES, PENDING_LINES_MAX, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS, WATCHED_CHILDREN_MAX,
 };
 use crate::report::status::sparkline;
 use crate::report::table::json_str;
@@ -192,7 +192,7 @@ pub struct Agent {
     keeper: Keeper,
     throttle: Throttle,
     pending: Deque<(Level, Line), PENDING_LINES_MAX>,
-    jobs: Deque<Job, 4>,
+    jobs: Deque<Job, AGENT_JOBS_PER_POLL_MAX>,
     link_up: bool,
     link_since: Millis,
     alerts: bool,
@@ -250,7 +250,7 @@ impl Agent {
 
     fn job(&mut self, job: Job) {
         if !self.jobs.iter().any(|j| *j == job) && self.jobs.push_back(job).is_err() {
-            self.counters.table_overflows = self.counters.table_overflows.saturating_add(1);
+            self.table_overflow("VICI jobs in one poll", 1);
         }
     }
 
@@ -535,6 +535,34 @@ impl Agent {
         self.on_log(now, log, Some(child));
     }
 
+    /// A `list-sas` starts (the worker is about to send it). Its IKE_SAs follow one by one
+    /// through [`Agent::on_sa`] as they are read, then [`Agent::on_sas_done`]: nothing is
+    /// collected in a table, so the number of IKE_SAs charon has is not limited by one. Events
+    /// that arrive meanwhile know better than the snapshot and win.
+    pub fn on_sas_begin(&mut self, now: Millis) {
+        self.keeper.begin_snapshot(now);
+    }
+
+    /// One IKE_SA of the running `list-sas`.
+    pub fn on_sa(&mut self, ike: &IkeSa) {
+        self.discover(core::slice::from_ref(ike));
+        self.keeper.snapshot_ike(ike);
+    }
+
+    /// The running `list-sas` ended; after a failure its partial view is dropped.
+    pub fn on_sas_done(&mut self, _now: Millis, result: Result<(), &ClientError>) {
+        match result {
+            Ok(()) => {
+                self.keeper.end_snapshot();
+                self.status_dirty = true;
+            }
+            Err(e) => {
+                self.keeper.abort_snapshot();
+                self.command_failed("list-sas", e);
+            }
+        }
+    }
+
     /// A VICI command finished.
     pub fn on_command_done(&mut self, now: Millis, done: CommandDone<'_>) {
         match done {
@@ -728,14 +756,9 @@ impl Agent {
                 }
             }
         }
-        if now >= self.next_summary {
-            // Deferred while busy, but never more than 4 intervals.
-            let defer = self.throttle.defer_non_urgent()
-                && now < self.next_summary + 3 * self.settings.summary_interval_ms;
-            if !defer {
-                self.say_rate(Level::Info);
-                self.next_summary = now.saturating_add(self.settings.summary_interval_ms);
-            }
+        if now >= self.summary_due() {
+            self.say_rate(Level::Info);
+            self.next_summary = now.saturating_add(self.settings.summary_interval_ms);
         }
         let status_every = if self.throttle.defer_non_urgent() {
             self.settings.status_interval_ms.saturating_mul(6)
@@ -757,9 +780,21 @@ impl Agent {
         }
     }
 
+    /// When the DPD-rate summary goes out: deferred while busy, but never more than 4 intervals
+    /// apart. A deferred one goes out on the first poll at normal pace (the pace only changes on
+    /// a load sample, and the shell polls after each), so waking for it earlier would only spin.
+    fn summary_due(&self) -> Millis {
+        if self.throttle.defer_non_urgent() {
+            let most = self.settings.summary_interval_ms.saturating_mul(3);
+            self.next_summary.saturating_add(most)
+        } else {
+            self.next_summary
+        }
+    }
+
     /// When `poll` next has something to do (the shell sleeps until then, or until an input).
     pub fn next_wake(&self) -> Millis {
-        let mut wake = self.next_status.min(self.next_summary);
+        let mut wake = self.next_status.min(self.summary_due());
         if self.status_dirty {
             wake = wake.min(self.last_status + STATUS_MIN_GAP_MS);
         }

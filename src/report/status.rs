@@ -17,7 +17,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::limits::STATUS_FILE_MAX_BYTES;
+use crate::limits::{STATUS_FILE_MAX_BYTES, STATUS_WRITE_CHUNK_BYTES};
 
 /// Default place of the snapshot (tmpfs on routers: no flash wear).
 pub const DEFAULT_STATUS_FILE: &str = "/var/run/swandog.status";
@@ -46,29 +46,128 @@ fn temp_path(target: &Path) -> PathBuf {
 /// its name is removed (unlinking a symlink never touches what it points to) rather than written
 /// through; `rename` replaces a symlink at `target` instead of following it.
 pub fn write_atomic(target: &Path, contents: &[u8]) -> io::Result<()> {
-    let tmp = temp_path(target);
+    replace(target, &temp_path(target), |file| file.write_all(contents))
+}
+
+fn replace(
+    target: &Path,
+    tmp: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
+) -> io::Result<()> {
     let open = || {
         OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o644)
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(&tmp)
+            .open(tmp)
     };
     let mut file = match open() {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(&tmp)?;
+            std::fs::remove_file(tmp)?;
             open()?
         }
         other => other?,
     };
-    let written = file.write_all(contents);
+    let written = fill(&mut file);
     drop(file);
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, target)) {
-        let _ = std::fs::remove_file(&tmp);
+    if let Err(e) = written.and_then(|()| std::fs::rename(tmp, target)) {
+        let _ = std::fs::remove_file(tmp);
         return Err(e);
     }
     Ok(())
+}
+
+/// The snapshot file of a running agent: written as often as the status changes, so its paths
+/// are built once and the text is streamed to the file through a small stack buffer, never
+/// collected in memory (with full tables it is ~30 KiB). Same guarantees as [`write_atomic`].
+///
+/// ```
+/// use core::fmt::Write;
+/// use swandog::report::status::SnapshotFile;
+///
+/// let path = std::env::temp_dir().join(format!("swandog-doc-{}.status", std::process::id()));
+/// let file = SnapshotFile::new(&path);
+/// file.write(|out| write!(out, "{{}}\n{}\n", "all quiet")).unwrap();
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\nall quiet\n");
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct SnapshotFile {
+    target: PathBuf,
+    tmp: PathBuf,
+}
+
+impl SnapshotFile {
+    /// The snapshot at `target` (nothing is written yet).
+    pub fn new(target: &Path) -> SnapshotFile {
+        SnapshotFile {
+            target: target.to_path_buf(),
+            tmp: temp_path(target),
+        }
+    }
+
+    /// Where the snapshot goes.
+    pub fn path(&self) -> &Path {
+        &self.target
+    }
+
+    /// Replaces the snapshot with what `render` writes.
+    pub fn write(
+        &self,
+        render: impl FnOnce(&mut ChunkedText<'_>) -> core::fmt::Result,
+    ) -> io::Result<()> {
+        replace(&self.target, &self.tmp, |file| {
+            let mut out = ChunkedText {
+                file,
+                buf: [0; STATUS_WRITE_CHUNK_BYTES],
+                len: 0,
+                error: None,
+            };
+            let rendered = render(&mut out);
+            out.flush()?;
+            rendered.map_err(|_| io::Error::other("status text could not be formatted"))
+        })
+    }
+}
+
+/// A `fmt::Write` into a file through a fixed buffer of [`STATUS_WRITE_CHUNK_BYTES`].
+pub struct ChunkedText<'a> {
+    file: &'a mut std::fs::File,
+    buf: [u8; STATUS_WRITE_CHUNK_BYTES],
+    len: usize,
+    error: Option<io::Error>,
+}
+
+impl ChunkedText<'_> {
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let result = self.file.write_all(&self.buf[..self.len]);
+        self.len = 0;
+        result
+    }
+}
+
+impl core::fmt::Write for ChunkedText<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        // Bytes, not chars: a multi-byte character may straddle two chunks.
+        let mut bytes = s.as_bytes();
+        while !bytes.is_empty() {
+            if self.len == self.buf.len() {
+                if let Err(e) = self.flush() {
+                    self.error = Some(e);
+                    return Err(core::fmt::Error);
+                }
+            }
+            let n = bytes.len().min(self.buf.len() - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+            self.len += n;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
 }
 
 /// What `swandog status` shows.
@@ -163,6 +262,35 @@ mod tests {
             .file_type()
             .is_symlink());
         assert_eq!(std::fs::read(&path).unwrap(), b"{}\nok\n");
+    }
+
+    #[test]
+    fn streamed_snapshot_longer_than_the_chunk_is_written_whole_and_atomically() {
+        use core::fmt::Write as _;
+        let dir = scratch("chunked");
+        let path = dir.join("swandog.status");
+        let file = SnapshotFile::new(&path);
+        // Three-byte sparkline blocks after an odd prefix: some straddle two chunks.
+        let line = format!("x{}", "▁▂▃▄▅▆▇█".repeat(13));
+        let head = "{\"big\":true}\n";
+        file.write(|out| {
+            out.write_str(head)?;
+            for _ in 0..100 {
+                writeln!(out, "{line}")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.len(), head.len() + 100 * (line.len() + 1));
+        assert!(text.len() > 10 * STATUS_WRITE_CHUNK_BYTES);
+        let (human, _) = read_snapshot(&path, StatusForm::Human).unwrap();
+        assert!(human.lines().all(|l| l == line));
+        // A failed render leaves the old snapshot and no temporary file.
+        let err = file.write(|_| Err(core::fmt::Error)).unwrap_err();
+        assert!(err.to_string().contains("could not be formatted"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     }
 
     #[test]
