@@ -275,7 +275,13 @@ impl Connection {
                 .await
                 .map_err(ClientError::Io)?;
             if n == 0 {
-                return Err(ClientError::Closed);
+                // Closed in the middle of a frame: the peer sent a truncated one.
+                let partial = self.filled > 0 || self.skip > 0;
+                return Err(if partial {
+                    ClientError::Wire(wire::Error::Truncated)
+                } else {
+                    ClientError::Closed
+                });
             }
             self.filled += n;
         }
