@@ -384,15 +384,16 @@ impl Agent {
             (None, Some(ike)) => ike.clone(),
             (None, None) => return,
         };
-        // One line per (tunnel, cause) while it lasts, not one per charon retry.
+        // One line per (tunnel, cause) while it lasts, not one per charon retry, even when
+        // charon's lines alternate between causes.
         let fresh = match self
             .recent_causes
             .iter_mut()
-            .find(|(n, _, _)| *n == subject)
+            .find(|(n, c, _)| *n == subject && *c == cause)
         {
-            Some(entry) if entry.1 == cause && now.saturating_sub(entry.2) < 600_000 => false,
+            Some(entry) if now.saturating_sub(entry.2) < 600_000 => false,
             Some(entry) => {
-                *entry = (subject.clone(), cause, now);
+                entry.2 = now;
                 true
             }
             None => {
