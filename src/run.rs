@@ -235,6 +235,7 @@ async fn main_loop(
                 agent.on_event(now, &event);
             }
             Wake::Event(Err(e)) if e.breaks_connection() => {
+                shared.agent.borrow_mut().on_link_error(now, &e);
                 let delay = reconnect.next_delay_ms();
                 events_retry_at = Some(Instant::now() + Duration::from_millis(delay));
                 let text = e.to_string();

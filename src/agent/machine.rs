@@ -341,6 +341,24 @@ impl Agent {
         }
     }
 
+    /// The event connection broke (the shell logs each distinct reason once and reconnects):
+    /// bytes that are not VICI count as wire faults, a deadline missed as a failed call.
+    pub fn on_link_error(&mut self, _now: Millis, error: &ClientError) {
+        match error {
+            ClientError::Wire(_)
+            | ClientError::View(_)
+            | ClientError::Oversized(_)
+            | ClientError::Unexpected(_) => {
+                self.counters.wire_faults = self.counters.wire_faults.saturating_add(1);
+            }
+            ClientError::Timeout(_) => {
+                self.counters.command_failures = self.counters.command_failures.saturating_add(1);
+            }
+            _ => {}
+        }
+        self.status_dirty = true;
+    }
+
     /// One VICI event.
     pub fn on_event(&mut self, now: Millis, event: &Event) {
         match event {
@@ -565,11 +583,13 @@ impl Agent {
                         None => (None, false),
                     };
                 let outcome = match result {
-                    Ok(reply) => InitiateOutcome {
-                        ok: reply.success,
-                        duplicate,
-                        cause: cause.map(FailureCause::as_str),
-                    },
+                    Ok(reply) => {
+                            InitiateOutcome {
+                            ok: reply.success,
+                            duplicate,
+                            cause: cause.map(FailureCause::as_str),
+                        }
+                    }
                     Err(e) => {
                         self.command_failed("initiate", e);
                         InitiateOutcome {
