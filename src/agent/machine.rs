@@ -203,6 +203,9 @@ pub struct Agent {
     last_status: Millis,
     sample_error_logged: bool,
     counters: Counters,
+    /// VICI calls failed in a row, and the kinds of failure already logged in this streak.
+    command_streak: u32,
+    command_errors_logged: Vec<core::mem::Discriminant<ClientError>, 4>,
 }
 
 fn line(args: core::fmt::Arguments<'_>) -> Line {
@@ -238,6 +241,8 @@ impl Agent {
             last_status: 0,
             sample_error_logged: false,
             counters: Counters::default(),
+            command_streak: 0,
+            command_errors_logged: Vec::new(),
             settings,
         }
     }
@@ -555,6 +560,7 @@ impl Agent {
         match done {
             CommandDone::Sas { result, overflow } => match result {
                 Ok(ikes) => {
+                    self.command_succeeded();
                     if overflow > 0 {
                         self.table_overflow("IKE_SAs in one list-sas", overflow);
                     }
@@ -566,6 +572,7 @@ impl Agent {
             },
             CommandDone::Conns { result, overflow } => match result {
                 Ok(conns) => {
+                    self.command_succeeded();
                     if overflow > 0 {
                         self.table_overflow("connections in one list-conns", overflow);
                     }
@@ -584,7 +591,8 @@ impl Agent {
                     };
                 let outcome = match result {
                     Ok(reply) => {
-                            InitiateOutcome {
+                        self.command_succeeded();
+                        InitiateOutcome {
                             ok: reply.success,
                             duplicate,
                             cause: cause.map(FailureCause::as_str),
@@ -609,6 +617,7 @@ impl Agent {
                 if let Err(e) = result {
                     self.command_failed("terminate", e);
                 } else {
+                    self.command_succeeded();
                     self.say(
                         Level::Info,
                         line(format_args!(
@@ -632,10 +641,34 @@ impl Agent {
 
     fn command_failed(&mut self, what: &str, error: &ClientError) {
         self.counters.command_failures = self.counters.command_failures.saturating_add(1);
-        self.say(
-            Level::Warn,
-            line(format_args!("VICI {what} failed: {error}")),
-        );
+        self.command_streak = self.command_streak.saturating_add(1);
+        self.status_dirty = true;
+        // A wedged or broken charon fails every call: one line per kind of failure, not per call.
+        let kind = core::mem::discriminant(error);
+        if !self.command_errors_logged.contains(&kind)
+            && self.command_errors_logged.push(kind).is_ok()
+        {
+            self.say(
+                Level::Warn,
+                line(format_args!(
+                    "VICI {what} failed: {error} (further failures of this kind are only counted)"
+                )),
+            );
+        }
+    }
+
+    fn command_succeeded(&mut self) {
+        if self.command_streak > 0 {
+            self.say(
+                Level::Info,
+                line(format_args!(
+                    "VICI commands work again ({} failed calls before)",
+                    self.command_streak
+                )),
+            );
+        }
+        self.command_streak = 0;
+        self.command_errors_logged.clear();
     }
 
     /// Route-based children seen up are watched when the operator named none.
