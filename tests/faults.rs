@@ -7,188 +7,37 @@
 //! once the peer behaves: the fake then answers `list-sas` with the real captured frames and the
 //! status shows the route-based children `con2_1` and `con2_2` up again.
 
+#[path = "common/agent.rs"]
+mod agent;
 mod common;
 #[path = "common/fake_vici.rs"]
 mod fake_vici;
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{swandog, wait_for};
+use agent::{number, test_dir, Agent};
 use fake_vici::{captured, FakeVici, Flood, Mode};
 
 /// Generous: these tests share two cores with the rest of the suite.
 const SETTLE: Duration = Duration::from_secs(20);
 
-/// A running `swandog run` with its own directory, killed (by its pid) when dropped.
-struct Agent {
-    child: Child,
-    dir: PathBuf,
-    status: PathBuf,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(dir: &Path, uri: &str, extra: &[&str]) -> Agent {
-        let config = dir.join("swandog.conf");
-        fs::write(&config, "# empty: flags only\n").unwrap();
-        // A quiet box that never changes: these tests are about VICI faults, not about the
-        // throttle reacting to whatever else loads the test machine.
-        let proc_root = dir.join("proc");
-        fs::create_dir_all(proc_root.join("pressure")).unwrap();
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/proc");
-        fs::copy(data.join("stat-x86_64-2cpu-t0"), proc_root.join("stat")).unwrap();
-        fs::write(
-            proc_root.join("pressure/cpu"),
-            "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
-        )
-        .unwrap();
-        let status = dir.join("status");
-        let log = dir.join("swandog.log");
-        let child = swandog()
-            .args(["run", "--config"])
-            .arg(&config)
-            .args(["--vici", uri, "--log", "stderr", "--status-file"])
-            .arg(&status)
-            .arg("--proc-root")
-            .arg(&proc_root)
-            .args(["--cpu-budget-permille", "1000"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn swandog run");
-        Agent {
-            child,
-            dir: dir.to_path_buf(),
-            status,
-            log,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// The status JSON line.
-    fn json(&self) -> String {
-        fs::read_to_string(&self.status)
-            .unwrap_or_default()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_lines_with(&self, needle: &str) -> usize {
-        self.log().lines().filter(|l| l.contains(needle)).count()
-    }
-
-    fn counter(&self, name: &str) -> u64 {
-        number(&self.json(), name).unwrap_or(0)
-    }
-
-    fn connected(&self) -> bool {
-        self.json().contains("\"vici\":{\"connected\":true")
-    }
-
-    fn child_state(&self, name: &str) -> Option<String> {
-        child_state(&self.json(), name)
-    }
-
-    fn children_up(&self) -> bool {
-        let json = self.json();
-        ["con2_1", "con2_2"]
-            .iter()
-            .all(|c| child_state(&json, c).as_deref() == Some("up"))
-    }
-
-    /// VmRSS and Private_Dirty (anonymous memory written), KiB.
-    fn memory_kib(&self) -> (u64, u64) {
-        memory_kib(self.pid())
-    }
-
-    fn wait(&mut self, what: &str, timeout: Duration, mut f: impl FnMut(&Agent) -> bool) {
-        let agent = &*self;
-        let ok = wait_for(timeout, || f(agent));
-        assert!(
-            ok.is_some(),
-            "{what}: not within {timeout:?}\nstatus: {}\nlog:\n{}",
-            self.json(),
-            self.log()
-        );
-        assert!(self.alive(), "swandog exited:\n{}", self.log());
-    }
-
-    /// Waits until the status file is rewritten after now.
-    fn fresh_status(&mut self, timeout: Duration) -> String {
-        let before = fs::metadata(&self.status).and_then(|m| m.modified()).ok();
-        self.wait("status rewritten", timeout, |a| {
-            fs::metadata(&a.status).and_then(|m| m.modified()).ok() != before
-        });
-        self.json()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-pub fn memory_kib(pid: u32) -> (u64, u64) {
-    let field = |text: &str, key: &str| -> u64 {
-        text.lines()
-            .filter(|l| l.starts_with(key))
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum()
-    };
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    (field(&status, "VmRSS:"), field(&rollup, "Private_Dirty:"))
-}
-
-fn number(json: &str, key: &str) -> Option<u64> {
-    let at = json.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let digits: String = json[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
+/// A quiet box that never changes, and a CPU budget of a whole core: these tests are about VICI
+/// faults, not about the throttle reacting to whatever else loads the test machine.
+fn quiet(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--cpu-budget-permille", "1000"]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
         .collect();
-    digits.parse().ok()
-}
-
-fn child_state(json: &str, name: &str) -> Option<String> {
-    let at = json.find(&format!("{{\"name\":\"{name}\""))?;
-    let rest = &json[at..];
-    let state = rest.find("\"state\":\"")? + 9;
-    Some(rest[state..].split('"').next()?.to_string())
-}
-
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("swandog-faults-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    args.push("--quiet-proc".into());
+    args
 }
 
 /// A fake in healthy mode and swandog connected to it, both children seen up.
 fn healthy_start(name: &str, extra: &[&str]) -> (FakeVici, Agent) {
     let dir = test_dir(name);
     let fake = FakeVici::start(&dir.join("charon.vici"), Mode::Healthy);
-    let mut agent = Agent::start(&dir, &fake.uri(), extra);
+    let mut agent = Agent::start(&dir, &fake.uri(), &quiet(extra));
     agent.wait("connected, con2_1 and con2_2 up", SETTLE, |a| {
         a.connected() && a.children_up()
     });
@@ -429,7 +278,7 @@ fn peer_that_never_answers_times_out_is_counted_and_caught_up_with() {
     // Answers nothing at all, from the first connection on.
     let dir = test_dir("silent");
     let fake = FakeVici::start(&dir.join("charon.vici"), Mode::Silent);
-    let mut agent = Agent::start(&dir, &fake.uri(), &["--poll-interval-s", "5"]);
+    let mut agent = Agent::start(&dir, &fake.uri(), &quiet(&["--poll-interval-s", "5"]));
     std::thread::sleep(Duration::from_secs(14));
     let json = agent.fresh_status(SETTLE);
     eprintln!("silent peer: {json}\n{}", agent.log());
