@@ -24,7 +24,7 @@ use heapless::String;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Timer};
 
-use super::sa::{lossy_truncated, top_value, Conn, Event, IkeSa, LogLine, ViewError};
+use super::sa::{is_safe_name, lossy_truncated, top_value, Conn, Event, IkeSa, LogLine, ViewError};
 use super::wire::{self, split_frame, Packet, PacketType, Writer, HEADER_LEN};
 use crate::limits::{
     VICI_CALL_TIMEOUT_MS, VICI_RECONNECT_MAX_MS, VICI_RECONNECT_MIN_MS, VICI_RECV_BUFFER_BYTES,
@@ -100,6 +100,8 @@ pub enum ClientError {
     UnknownEvent(&'static str),
     /// charon answered with something that does not fit the exchange.
     Unexpected(PacketType),
+    /// A name swandog refuses to pass on (see [`is_safe_name`]); nothing was sent.
+    UnsafeName(&'static str),
 }
 
 impl core::fmt::Display for ClientError {
@@ -129,6 +131,10 @@ impl core::fmt::Display for ClientError {
             ClientError::UnknownCommand(c) => write!(f, "charon does not know the VICI command {c}"),
             ClientError::UnknownEvent(e) => write!(f, "charon does not know the VICI event {e}"),
             ClientError::Unexpected(t) => write!(f, "unexpected VICI packet {t:?}"),
+            ClientError::UnsafeName(what) => write!(
+                f,
+                "refusing to pass on a {what} name that is not 1-64 printable ASCII characters"
+            ),
         }
     }
 }
@@ -156,6 +162,7 @@ impl ClientError {
                 | ClientError::Oversized(_)
                 | ClientError::UnknownCommand(_)
                 | ClientError::UnknownEvent(_)
+                | ClientError::UnsafeName(_)
         )
     }
 }
@@ -572,6 +579,13 @@ impl Commands {
         timeout_ms: u32,
         on_log: &mut dyn FnMut(LogLine),
     ) -> Result<InitiateReply, ClientError> {
+        // Names come from the config (validated there) or from charon's own list-sas.
+        if !is_safe_name(child) {
+            return Err(ClientError::UnsafeName("child"));
+        }
+        if ike.is_some_and(|ike| !is_safe_name(ike)) {
+            return Err(ClientError::UnsafeName("connection"));
+        }
         let mut timeout_text: String<12> = String::new();
         let _ = core::fmt::write(&mut timeout_text, format_args!("{timeout_ms}"));
         let mut on_event = |message: &[u8]| {
