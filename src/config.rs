@@ -1116,6 +1116,9 @@ fn parse_whole(key: Key, value: &str) -> Result<i64, Problem> {
 }
 
 fn parse_vici(value: &str) -> Result<ConfigPath, String> {
+    if value.contains('\0') {
+        return Err("a path cannot contain a NUL byte".into());
+    }
     let path = value.strip_prefix(VICI_URI_SCHEME);
     match path {
         Some(p) if p.starts_with('/') && p.len() > 1 => ConfigPath::try_from(value)

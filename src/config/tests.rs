@@ -216,6 +216,9 @@ fn vici_must_be_a_unix_uri_and_paths_absolute() {
     assert!(error("status_file = swandog.status")
         .ends_with("expected an absolute path (starting with /)"));
     assert!(error(&format!("proc_root = /{}", "p".repeat(200))).contains("too long"));
+    // A NUL would only fail later, at every connection attempt, with a less clear error.
+    assert!(error("vici = unix:///run/a\0b").contains("NUL byte"));
+    assert!(error("status_file = /run/a\0b").contains("NUL byte"));
 }
 
 #[test]
