@@ -206,6 +206,8 @@ pub struct Agent {
     /// VICI calls failed in a row, and the kinds of failure already logged in this streak.
     command_streak: u32,
     command_errors_logged: Vec<core::mem::Discriminant<ClientError>, 4>,
+    /// Tables whose overflow was logged (once each; `counters.table_overflows` counts on).
+    overflows_logged: Vec<&'static str, 4>,
 }
 
 fn line(args: core::fmt::Arguments<'_>) -> Line {
@@ -243,6 +245,7 @@ impl Agent {
             counters: Counters::default(),
             command_streak: 0,
             command_errors_logged: Vec::new(),
+            overflows_logged: Vec::new(),
             settings,
         }
     }
@@ -629,12 +632,16 @@ impl Agent {
         }
     }
 
-    fn table_overflow(&mut self, what: &str, n: u32) {
+    fn table_overflow(&mut self, what: &'static str, n: u32) {
         self.counters.table_overflows = self.counters.table_overflows.saturating_add(n);
+        // An installation bigger than the tables stays so: say it once per table, then count.
+        if self.overflows_logged.contains(&what) || self.overflows_logged.push(what).is_err() {
+            return;
+        }
         self.say(
             Level::Warn,
             line(format_args!(
-                "table full: {n} {what} beyond capacity were not tracked (see limits)"
+                "table full: {n} {what} beyond capacity were not tracked (see limits; from now on only counted)"
             )),
         );
     }
