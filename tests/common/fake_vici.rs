@@ -82,6 +82,8 @@ struct Shared {
     flood_result: Mutex<FloodResult>,
     /// Children `list-sas` leaves out until an `initiate` names them.
     down: Mutex<HashSet<String>>,
+    /// Extra copies of the con1 `list-sa` event each `list-sas` streams (big installations).
+    extra_sas: Mutex<usize>,
     data: PathBuf,
 }
 
@@ -181,6 +183,7 @@ impl FakeVici {
             flood: Mutex::new(None),
             flood_result: Mutex::new(FloodResult::default()),
             down: Mutex::new(HashSet::new()),
+            extra_sas: Mutex::new(0),
             data: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vici"),
         });
         let s = shared.clone();
@@ -244,6 +247,11 @@ impl FakeVici {
     pub fn take_down(&self, child: &str, down_event: Vec<u8>) {
         self.shared.down.lock().unwrap().insert(child.to_string());
         self.push(down_event);
+    }
+
+    /// From now on `list-sas` also streams `n` more copies of con1's `list-sa` event.
+    pub fn extra_sas(&self, n: usize) {
+        *self.shared.extra_sas.lock().unwrap() = n;
     }
 
     pub fn flood_result(&self) -> FloodResult {
@@ -409,7 +417,11 @@ fn request(conn: &mut Conn, shared: &Shared, payload: &[u8]) -> bool {
             let stream = match name.as_str() {
                 "list-sas" if conn.registered.contains("list-sa") => {
                     let down = shared.down.lock().unwrap().clone();
-                    for file in ["list-sa-con1.bin", "list-sa-con2.bin"] {
+                    let extra = *shared.extra_sas.lock().unwrap();
+                    let files = ["list-sa-con1.bin", "list-sa-con2.bin"]
+                        .into_iter()
+                        .chain(std::iter::repeat_n("list-sa-con1.bin", extra));
+                    for file in files {
                         let mut frame = load(shared, file);
                         for child in &down {
                             frame = without_child(&frame, child);
