@@ -222,6 +222,20 @@ async fn main_loop(
         let wake = signal.or(event).or(kicked).or(timer).await;
 
         let now = shared.now();
+        // Whatever woke the loop: under a flood of events the timer branch may never win.
+        if now >= next_sample {
+            let mut agent = shared.agent.borrow_mut();
+            match proc_files.read(&mut proc_buf) {
+                Ok(reading) => {
+                    if let Some(sample) = sampler.sample(now, &reading) {
+                        agent.on_load(now, &sample);
+                    }
+                }
+                Err(e) => agent.on_sample_error(now, &e),
+            }
+            agent.on_own_cpu(now, own_cpu_us());
+            next_sample = now + agent.sample_interval_ms();
+        }
         match wake {
             Wake::Event(Ok(event)) => {
                 reconnect.reset();
@@ -251,19 +265,6 @@ async fn main_loop(
             Wake::Event(Err(e)) => shared.agent.borrow_mut().on_wire_fault(now, &e),
             Wake::Kick => {}
             Wake::Timer => {
-                if now >= next_sample {
-                    let mut agent = shared.agent.borrow_mut();
-                    match proc_files.read(&mut proc_buf) {
-                        Ok(reading) => {
-                            if let Some(sample) = sampler.sample(now, &reading) {
-                                agent.on_load(now, &sample);
-                            }
-                        }
-                        Err(e) => agent.on_sample_error(now, &e),
-                    }
-                    agent.on_own_cpu(now, own_cpu_us());
-                    next_sample = now + agent.sample_interval_ms();
-                }
                 if events.is_connected() && !link_up {
                     // Registered but no event yet: the link is up all the same.
                     link_up = true;
