@@ -163,6 +163,10 @@ async fn main_loop(
     let mut status_error_logged = false;
 
     loop {
+        // Let the command worker run: when events keep arriving, no await below ever blocks,
+        // and without this the loop would never give the executor back (no list-sas, no
+        // initiate until the flood ends).
+        smol::future::yield_now().await;
         // Hand the agent's actions to the world.
         let mut write_status = false;
         {
