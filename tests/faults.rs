@@ -200,9 +200,11 @@ fn length_prefix_over_512_kib_is_refused_and_frames_over_the_buffer_are_skipped(
     assert_backoff("oversized prefix", &relinks);
     let (rss_after, dirty_after) = agent.memory_kib();
     eprintln!("memory: VmRSS {rss_before} -> {rss_after} KiB, Private_Dirty {dirty_before} -> {dirty_after} KiB");
+    // Each reconnection allocates a fresh 64 KiB receive buffer (the old one freed): the
+    // allocator may keep one or two around, but nothing near the 1 MiB the prefix announced.
     assert!(
-        dirty_after <= dirty_before + 64,
-        "the 1 MiB prefix allocated nothing"
+        dirty_after <= dirty_before + 192,
+        "the 1 MiB prefix was not allocated: {dirty_before} -> {dirty_after} KiB"
     );
 
     heal_and_recover(&fake, &mut agent);
@@ -348,4 +350,128 @@ fn peer_that_closes_mid_reply_fails_the_call_without_losing_the_children() {
         a.log_lines_with("VICI commands work again") == 1
     });
     assert_eq!(agent.child_state("con2_1").as_deref(), Some("up"));
+}
+
+/// `/proc/stat` of a 2-CPU box whose busy share the test sets, advanced 100 jiffies per CPU per
+/// second by a thread, written atomically (temporary file + rename) so a read is never torn.
+struct FakeLoad {
+    busy_permille: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeLoad {
+    fn start(proc_root: &std::path::Path, busy_permille: u64) -> FakeLoad {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        std::fs::create_dir_all(proc_root).unwrap();
+        let busy = Arc::new(AtomicU64::new(busy_permille));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, s, root) = (busy.clone(), stop.clone(), proc_root.to_path_buf());
+        let write = move |busy_j: u64, idle_j: u64| {
+            let line = |label: &str, n: u64| {
+                format!("{label} {} 0 0 {} 0 0 0 0 0 0\n", busy_j * n, idle_j * n)
+            };
+            let text = format!("{}{}{}", line("cpu ", 2), line("cpu0", 1), line("cpu1", 1));
+            let tmp = root.join(".stat.tmp");
+            // The directory goes away with the agent at the end of the test.
+            let _ =
+                std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, root.join("stat")));
+        };
+        write(1_000, 1_000);
+        let thread = std::thread::spawn(move || {
+            let (mut busy_j, mut idle_j) = (1_000u64, 1_000u64);
+            while !s.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                // 10 jiffies per CPU every 100 ms, split by the busy share.
+                let busy_now = b.load(Ordering::Relaxed) * 10 / 1000;
+                busy_j += busy_now;
+                idle_j += 10 - busy_now;
+                write(busy_j, idle_j);
+            }
+        });
+        FakeLoad {
+            busy_permille: busy,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn set(&self, busy_permille: u64) {
+        self.busy_permille
+            .store(busy_permille, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for FakeLoad {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn load_keeps_being_sampled_while_events_pour_in_faster_than_swandog_reads_them() {
+    let dir = test_dir("starve");
+    let load = FakeLoad::start(&dir.join("fakeproc"), 200);
+    let fake = FakeVici::start(&dir.join("charon.vici"), Mode::Healthy);
+    let proc_root = dir.join("fakeproc");
+    let mut agent = Agent::start(
+        &dir,
+        &fake.uri(),
+        &[
+            "--proc-root",
+            proc_root.to_str().unwrap(),
+            "--sample-interval-ms",
+            "500",
+            "--busy-threshold-pct",
+            "95",
+            "--cpu-budget-permille",
+            "1000",
+            "--poll-interval-s",
+            "5",
+        ],
+    );
+    let busy = |a: &Agent| number(&a.json(), "busy").unwrap_or(0);
+    agent.wait("connected, load 20 %", SETTLE, |a| {
+        a.connected() && a.children_up() && (15..=25).contains(&busy(a))
+    });
+
+    // As fast as the socket takes them: swandog always has an event waiting.
+    fake.flood(Flood {
+        rate_per_s: 1_000_000,
+        duration: Duration::from_secs(30),
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    load.set(800);
+    let flooding = Instant::now();
+    agent.wait(
+        "load 80 % sampled during the flood",
+        Duration::from_secs(15),
+        |a| busy(a) >= 70,
+    );
+    let seen_after = flooding.elapsed();
+    let flood = fake.flood_result();
+    eprintln!(
+        "load change seen {seen_after:?} into a flood of {} events so far ({:.0}/s)",
+        flood.sent,
+        flood.sent as f64 / flood.took.as_secs_f64().max(0.001)
+    );
+    assert!(
+        !flood.done,
+        "the flood was over before the load was sampled"
+    );
+    // The command worker runs too: list-sas polls (every 5 s) go out during the flood.
+    let polls_before = fake.commands().len();
+    agent.wait(
+        "a list-sas poll during the flood",
+        Duration::from_secs(8),
+        |_| fake.commands().len() > polls_before,
+    );
+    assert!(
+        !fake.flood_result().done,
+        "the poll came only after the flood"
+    );
 }
