@@ -5,6 +5,7 @@
 #
 #   scripts/test.sh            everything
 #   SWANDOG_CROSS_TARGETS="mips-unknown-linux-musl" scripts/test.sh   fewer emulated targets
+#   SWANDOG_FUZZ_SECONDS=60 scripts/test.sh   also fuzz every parser (needs nightly, cargo-fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -23,6 +24,11 @@ cargo clippy -q --all-targets -- -D warnings
 step "cargo test (unit, codec, core, real strongSwan lab)"
 cargo test --all-targets
 cargo test --doc
+
+if [[ -n "${SWANDOG_FUZZ_SECONDS:-}" ]]; then
+    step "fuzz: every target for ${SWANDOG_FUZZ_SECONDS} s (nightly + cargo-fuzz)"
+    fuzz/run.sh "$SWANDOG_FUZZ_SECONDS"
+fi
 
 if [[ -x board/check.sh ]]; then
     step "firmware glue (busybox sh -n)"

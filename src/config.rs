@@ -27,7 +27,7 @@
 
 use core::fmt;
 use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use log::LevelFilter;
@@ -481,21 +481,38 @@ impl Config {
     /// Reads, checks ([`check_config_file_safe`]) and parses the config file at `path`.
     /// A missing file is an error whose [`ConfigError::is_not_found`] is true.
     pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+        use std::io::Read;
         let name = path.display().to_string();
         let fail = |problem| Err(ConfigError::new(&name, Place::File, problem));
-        let meta = match std::fs::metadata(path) {
-            Ok(meta) => meta,
+        // Checked and read through one open file: a file swapped in between cannot slip past.
+        // O_NONBLOCK: a FIFO planted at the path is refused below instead of hanging the open.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(path);
+        let file = match opened {
+            Ok(file) => file,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 return fail(Problem::NotFound)
             }
+            Err(err) => return fail(Problem::Unreadable(err.to_string())),
+        };
+        let meta = match file.metadata() {
+            Ok(meta) => meta,
             Err(err) => return fail(Problem::Unreadable(err.to_string())),
         };
         check_config_file_safe(&name, &meta)?;
         if meta.len() > CONFIG_FILE_MAX_BYTES as u64 {
             return fail(Problem::TooLarge(meta.len()));
         }
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse_file(&text, &name),
+        let mut text = String::new();
+        // A file growing after the check is cut at the limit, and then refused.
+        match file
+            .take(CONFIG_FILE_MAX_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+        {
+            Ok(len) if len > CONFIG_FILE_MAX_BYTES => fail(Problem::TooLarge(len as u64)),
+            Ok(_) => Config::parse_file(&text, &name),
             Err(err) => fail(Problem::Unreadable(err.to_string())),
         }
     }
@@ -1099,6 +1116,9 @@ fn parse_whole(key: Key, value: &str) -> Result<i64, Problem> {
 }
 
 fn parse_vici(value: &str) -> Result<ConfigPath, String> {
+    if value.contains('\0') {
+        return Err("a path cannot contain a NUL byte".into());
+    }
     let path = value.strip_prefix(VICI_URI_SCHEME);
     match path {
         Some(p) if p.starts_with('/') && p.len() > 1 => ConfigPath::try_from(value)

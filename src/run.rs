@@ -199,6 +199,10 @@ async fn main_loop(
     let mut status_error_logged = false;
 
     loop {
+        // Let the command worker run: when events keep arriving, no await below ever blocks,
+        // and without this the loop would never give the executor back (no list-sas, no
+        // initiate until the flood ends).
+        smol::future::yield_now().await;
         // Hand the agent's actions to the world.
         let mut write_status = false;
         {
@@ -276,6 +280,20 @@ async fn main_loop(
         }
 
         let now = shared.now();
+        // Whatever woke the loop: under a flood of events the timer branch may never win.
+        if now >= next_sample {
+            let mut agent = shared.agent.borrow_mut();
+            match proc_files.read(&mut proc_buf) {
+                Ok(reading) => {
+                    if let Some(sample) = sampler.sample(now, &reading) {
+                        agent.on_load(now, &sample);
+                    }
+                }
+                Err(e) => agent.on_sample_error(now, &e),
+            }
+            agent.on_own_cpu(now, own_cpu_us());
+            next_sample = now + agent.sample_interval_ms();
+        }
         match wake {
             Wake::Event(Ok(event)) => {
                 reconnect.reset();
@@ -289,6 +307,7 @@ async fn main_loop(
                 agent.on_event(now, &event);
             }
             Wake::Event(Err(e)) if e.breaks_connection() => {
+                shared.agent.borrow_mut().on_link_error(now, &e);
                 let delay = reconnect.next_delay_ms();
                 events_retry_at = Some(Instant::now() + Duration::from_millis(delay));
                 let text = e.to_string();
@@ -318,19 +337,6 @@ async fn main_loop(
             Wake::Event(Err(e)) => shared.agent.borrow_mut().on_wire_fault(now, &e),
             Wake::Kick => {}
             Wake::Timer => {
-                if now >= next_sample {
-                    let mut agent = shared.agent.borrow_mut();
-                    match proc_files.read(&mut proc_buf) {
-                        Ok(reading) => {
-                            if let Some(sample) = sampler.sample(now, &reading) {
-                                agent.on_load(now, &sample);
-                            }
-                        }
-                        Err(e) => agent.on_sample_error(now, &e),
-                    }
-                    agent.on_own_cpu(now, own_cpu_us());
-                    next_sample = now + agent.sample_interval_ms();
-                }
                 if events.is_connected() && !link_up {
                     // Registered but no event yet: the link is up all the same.
                     link_up = true;

@@ -203,6 +203,11 @@ pub struct Agent {
     last_status: Millis,
     sample_error_logged: bool,
     counters: Counters,
+    /// VICI calls failed in a row, and the kinds of failure already logged in this streak.
+    command_streak: u32,
+    command_errors_logged: Vec<core::mem::Discriminant<ClientError>, 4>,
+    /// Tables whose overflow was logged (once each; `counters.table_overflows` counts on).
+    overflows_logged: Vec<&'static str, 4>,
 }
 
 fn line(args: core::fmt::Arguments<'_>) -> Line {
@@ -238,6 +243,9 @@ impl Agent {
             last_status: 0,
             sample_error_logged: false,
             counters: Counters::default(),
+            command_streak: 0,
+            command_errors_logged: Vec::new(),
+            overflows_logged: Vec::new(),
             settings,
         }
     }
@@ -341,6 +349,24 @@ impl Agent {
         }
     }
 
+    /// The event connection broke (the shell logs each distinct reason once and reconnects):
+    /// bytes that are not VICI count as wire faults, a deadline missed as a failed call.
+    pub fn on_link_error(&mut self, _now: Millis, error: &ClientError) {
+        match error {
+            ClientError::Wire(_)
+            | ClientError::View(_)
+            | ClientError::Oversized(_)
+            | ClientError::Unexpected(_) => {
+                self.counters.wire_faults = self.counters.wire_faults.saturating_add(1);
+            }
+            ClientError::Timeout(_) => {
+                self.counters.command_failures = self.counters.command_failures.saturating_add(1);
+            }
+            _ => {}
+        }
+        self.status_dirty = true;
+    }
+
     /// One VICI event.
     pub fn on_event(&mut self, now: Millis, event: &Event) {
         match event {
@@ -388,15 +414,16 @@ impl Agent {
             (None, Some(ike)) => ike.clone(),
             (None, None) => return,
         };
-        // One line per (tunnel, cause) while it lasts, not one per charon retry.
+        // One line per (tunnel, cause) while it lasts, not one per charon retry, even when
+        // charon's lines alternate between causes.
         let fresh = match self
             .recent_causes
             .iter_mut()
-            .find(|(n, _, _)| *n == subject)
+            .find(|(n, c, _)| *n == subject && *c == cause)
         {
-            Some(entry) if entry.1 == cause && now.saturating_sub(entry.2) < 600_000 => false,
+            Some(entry) if now.saturating_sub(entry.2) < 600_000 => false,
             Some(entry) => {
-                *entry = (subject.clone(), cause, now);
+                entry.2 = now;
                 true
             }
             None => {
@@ -568,6 +595,7 @@ impl Agent {
         match done {
             CommandDone::Sas { result, overflow } => match result {
                 Ok(ikes) => {
+                    self.command_succeeded();
                     if overflow > 0 {
                         self.table_overflow("IKE_SAs in one list-sas", overflow);
                     }
@@ -579,6 +607,7 @@ impl Agent {
             },
             CommandDone::Conns { result, overflow } => match result {
                 Ok(conns) => {
+                    self.command_succeeded();
                     if overflow > 0 {
                         self.table_overflow("connections in one list-conns", overflow);
                     }
@@ -596,11 +625,14 @@ impl Agent {
                         None => (None, false),
                     };
                 let outcome = match result {
-                    Ok(reply) => InitiateOutcome {
-                        ok: reply.success,
-                        duplicate,
-                        cause: cause.map(FailureCause::as_str),
-                    },
+                    Ok(reply) => {
+                        self.command_succeeded();
+                        InitiateOutcome {
+                            ok: reply.success,
+                            duplicate,
+                            cause: cause.map(FailureCause::as_str),
+                        }
+                    }
                     Err(e) => {
                         self.command_failed("initiate", e);
                         InitiateOutcome {
@@ -620,6 +652,7 @@ impl Agent {
                 if let Err(e) = result {
                     self.command_failed("terminate", e);
                 } else {
+                    self.command_succeeded();
                     self.say(
                         Level::Info,
                         line(format_args!(
@@ -631,22 +664,50 @@ impl Agent {
         }
     }
 
-    fn table_overflow(&mut self, what: &str, n: u32) {
+    fn table_overflow(&mut self, what: &'static str, n: u32) {
         self.counters.table_overflows = self.counters.table_overflows.saturating_add(n);
+        // An installation bigger than the tables stays so: say it once per table, then count.
+        if self.overflows_logged.contains(&what) || self.overflows_logged.push(what).is_err() {
+            return;
+        }
         self.say(
             Level::Warn,
             line(format_args!(
-                "table full: {n} {what} beyond capacity were not tracked (see limits)"
+                "table full: {n} {what} beyond capacity were not tracked (see limits; from now on only counted)"
             )),
         );
     }
 
     fn command_failed(&mut self, what: &str, error: &ClientError) {
         self.counters.command_failures = self.counters.command_failures.saturating_add(1);
-        self.say(
-            Level::Warn,
-            line(format_args!("VICI {what} failed: {error}")),
-        );
+        self.command_streak = self.command_streak.saturating_add(1);
+        self.status_dirty = true;
+        // A wedged or broken charon fails every call: one line per kind of failure, not per call.
+        let kind = core::mem::discriminant(error);
+        if !self.command_errors_logged.contains(&kind)
+            && self.command_errors_logged.push(kind).is_ok()
+        {
+            self.say(
+                Level::Warn,
+                line(format_args!(
+                    "VICI {what} failed: {error} (further failures of this kind are only counted)"
+                )),
+            );
+        }
+    }
+
+    fn command_succeeded(&mut self) {
+        if self.command_streak > 0 {
+            self.say(
+                Level::Info,
+                line(format_args!(
+                    "VICI commands work again ({} failed calls before)",
+                    self.command_streak
+                )),
+            );
+        }
+        self.command_streak = 0;
+        self.command_errors_logged.clear();
     }
 
     /// Route-based children seen up are watched when the operator named none.

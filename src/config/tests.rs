@@ -216,6 +216,9 @@ fn vici_must_be_a_unix_uri_and_paths_absolute() {
     assert!(error("status_file = swandog.status")
         .ends_with("expected an absolute path (starting with /)"));
     assert!(error(&format!("proc_root = /{}", "p".repeat(200))).contains("too long"));
+    // A NUL would only fail later, at every connection attempt, with a less clear error.
+    assert!(error("vici = unix:///run/a\0b").contains("NUL byte"));
+    assert!(error("status_file = /run/a\0b").contains("NUL byte"));
 }
 
 #[test]
@@ -530,4 +533,32 @@ fn dpd_window_longer_than_the_load_history_is_an_error_with_the_figures() {
     );
     assert!(parse("dpd_window_s = 600\n").is_ok());
     assert!(parse("board = ath79\ndpd_window_s = 1200\n").is_ok());
+}
+
+#[test]
+fn config_path_that_is_a_fifo_or_a_symlink_to_a_foreign_file_is_refused_without_hanging() {
+    let dir = std::env::temp_dir().join(format!("swandog-config-odd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A FIFO nobody writes to: opening it blocking would hang swandog at start and on SIGHUP.
+    let fifo = dir.join("fifo.conf");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let message = Config::load_file(&fifo).unwrap_err().to_string();
+    assert!(message.contains("not a regular file"), "{message}");
+
+    // A symlink is followed, and the file it leads to must be root's (or swandog's own).
+    let euid = nix::unistd::geteuid().as_raw();
+    let target = dir.join("foreign.conf");
+    std::fs::write(&target, "role = responder\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = dir.join("link.conf");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    if euid == 0 {
+        nix::unistd::chown(&target, Some(nix::unistd::Uid::from_raw(4242)), None).unwrap();
+        let message = Config::load_file(&link).unwrap_err().to_string();
+        assert!(message.contains("owned by uid 4242"), "{message}");
+    } else {
+        assert_eq!(Config::load_file(&link).unwrap().role, Role::Responder);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -18,13 +18,13 @@
 use std::io;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use heapless::String;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Timer};
 
-use super::sa::{lossy_truncated, top_value, Conn, Event, IkeSa, LogLine, ViewError};
+use super::sa::{is_safe_name, lossy_truncated, top_value, Conn, Event, IkeSa, LogLine, ViewError};
 use super::wire::{self, split_frame, Packet, PacketType, Writer, HEADER_LEN};
 use crate::limits::{
     VICI_CALL_TIMEOUT_MS, VICI_RECONNECT_MAX_MS, VICI_RECONNECT_MIN_MS, VICI_RECV_BUFFER_BYTES,
@@ -100,6 +100,8 @@ pub enum ClientError {
     UnknownEvent(&'static str),
     /// charon answered with something that does not fit the exchange.
     Unexpected(PacketType),
+    /// A name swandog refuses to pass on (see [`is_safe_name`]); nothing was sent.
+    UnsafeName(&'static str),
 }
 
 impl core::fmt::Display for ClientError {
@@ -129,6 +131,10 @@ impl core::fmt::Display for ClientError {
             ClientError::UnknownCommand(c) => write!(f, "charon does not know the VICI command {c}"),
             ClientError::UnknownEvent(e) => write!(f, "charon does not know the VICI event {e}"),
             ClientError::Unexpected(t) => write!(f, "unexpected VICI packet {t:?}"),
+            ClientError::UnsafeName(what) => write!(
+                f,
+                "refusing to pass on a {what} name that is not 1-64 printable ASCII characters"
+            ),
         }
     }
 }
@@ -156,6 +162,7 @@ impl ClientError {
                 | ClientError::Oversized(_)
                 | ClientError::UnknownCommand(_)
                 | ClientError::UnknownEvent(_)
+                | ClientError::UnsafeName(_)
         )
     }
 }
@@ -230,6 +237,16 @@ impl Connection {
         self.stream.write_all(frame).await.map_err(ClientError::Io)
     }
 
+    /// Writes some of `bytes`; returns how many. Cancellation-safe: bytes are either written and
+    /// counted, or not written.
+    pub async fn send_some(&mut self, bytes: &[u8]) -> Result<usize, ClientError> {
+        match self.stream.write(bytes).await {
+            Ok(0) => Err(ClientError::Closed),
+            Ok(n) => Ok(n),
+            Err(e) => Err(ClientError::Io(e)),
+        }
+    }
+
     /// Receives the next packet. Cancellation-safe: partial frames stay in the buffer.
     pub async fn recv(&mut self) -> Result<Packet<'_>, ClientError> {
         if self.consumed > 0 {
@@ -265,7 +282,13 @@ impl Connection {
                 .await
                 .map_err(ClientError::Io)?;
             if n == 0 {
-                return Err(ClientError::Closed);
+                // Closed in the middle of a frame: the peer sent a truncated one.
+                let partial = self.filled > 0 || self.skip > 0;
+                return Err(if partial {
+                    ClientError::Wire(wire::Error::Truncated)
+                } else {
+                    ClientError::Closed
+                });
             }
             self.filled += n;
         }
@@ -556,6 +579,13 @@ impl Commands {
         timeout_ms: u32,
         on_log: &mut dyn FnMut(LogLine),
     ) -> Result<InitiateReply, ClientError> {
+        // Names come from the config (validated there) or from charon's own list-sas.
+        if !is_safe_name(child) {
+            return Err(ClientError::UnsafeName("child"));
+        }
+        if ike.is_some_and(|ike| !is_safe_name(ike)) {
+            return Err(ClientError::UnsafeName("connection"));
+        }
         let mut timeout_text: String<12> = String::new();
         let _ = core::fmt::write(&mut timeout_text, format_args!("{timeout_ms}"));
         let mut on_event = |message: &[u8]| {
@@ -707,14 +737,33 @@ fn parse_reply(message: &[u8]) -> Result<InitiateReply, ClientError> {
 }
 
 /// The event connection: registers for [`EVENTS`] and yields them one by one.
+///
+/// Both [`Events::connect`] and [`Events::next`] are cancellation-safe: the shell races them
+/// against its timers, so a registration that takes longer than one timer tick (a slow or wedged
+/// charon) resumes where it stopped, on the same connection and under the same deadline, instead
+/// of starting over on a new connection every tick and never timing out.
 pub struct Events {
     path: PathBuf,
     conn: Option<Connection>,
     timeout: Duration,
+    /// A connection still being registered, kept across cancellations.
+    pending: Option<Registration>,
+    /// The deadline of the registration under way.
+    deadline: Option<Instant>,
     /// Whether charon offers the `alert` event (strongSwan ≥ 6.0.3).
     pub alerts: bool,
     /// What went wrong so far.
     pub counters: WireCounters,
+}
+
+/// How far the registration of one new event connection got.
+struct Registration {
+    conn: Connection,
+    /// Index in [`EVENTS`] of the event being registered.
+    next: usize,
+    /// Bytes of its EVENT_REGISTER already written.
+    written: usize,
+    alerts: bool,
 }
 
 impl Events {
@@ -724,9 +773,16 @@ impl Events {
             path: uri.path().to_path_buf(),
             conn: None,
             timeout: Duration::from_millis(VICI_CALL_TIMEOUT_MS),
+            pending: None,
+            deadline: None,
             alerts: false,
             counters: WireCounters::default(),
         }
+    }
+
+    /// Sets the registration deadline.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// Whether the connection is open and registered.
@@ -737,30 +793,68 @@ impl Events {
     /// Drops the connection (the next call reconnects).
     pub fn disconnect(&mut self) {
         self.conn = None;
+        self.pending = None;
+        self.deadline = None;
     }
 
-    /// Connects and registers, unless already done.
+    /// Connects and registers, unless already done. Cancellation-safe (see [`Events`]).
     pub async fn connect(&mut self) -> Result<(), ClientError> {
         if self.conn.is_some() {
             return Ok(());
         }
-        let path = self.path.clone();
-        let (conn, alerts) = with_deadline("event registration", self.timeout, async move {
-            let mut conn = Connection::connect(&path).await?;
-            let mut alerts = false;
-            for event in EVENTS {
-                match register(&mut conn, PacketType::EventRegister, event).await {
-                    Ok(()) => alerts |= event == "alert",
-                    Err(ClientError::UnknownEvent("alert")) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok((conn, alerts))
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| Instant::now() + self.timeout);
+        let result = smol::future::or(self.register_all(), async {
+            Timer::at(deadline).await;
+            Err(ClientError::Timeout("event registration"))
         })
-        .await?;
+        .await;
+        self.deadline = None;
+        if result.is_err() {
+            self.pending = None;
+        }
+        result
+    }
+
+    /// Opens a connection and registers every event, resuming a registration under way.
+    async fn register_all(&mut self) -> Result<(), ClientError> {
+        if self.pending.is_none() {
+            let conn = Connection::connect(&self.path).await?;
+            self.pending = Some(Registration {
+                conn,
+                next: 0,
+                written: 0,
+                alerts: false,
+            });
+        }
+        let mut buf = [0u8; 64];
+        loop {
+            let p = self.pending.as_mut().ok_or(ClientError::Closed)?;
+            let Some(&event) = EVENTS.get(p.next) else {
+                break;
+            };
+            let frame = Writer::new(&mut buf, PacketType::EventRegister, Some(event.as_bytes()))?
+                .finish()?;
+            while p.written < frame.len() {
+                p.written += p.conn.send_some(&frame[p.written..]).await?;
+            }
+            match p.conn.recv().await?.kind {
+                PacketType::EventConfirm => p.alerts |= event == "alert",
+                // strongSwan before 6.0.3 has no `alert` event.
+                PacketType::EventUnknown if event == "alert" => {}
+                PacketType::EventUnknown => return Err(ClientError::UnknownEvent(event)),
+                // An event registered earlier on this connection may slip in before the confirm.
+                PacketType::Event => continue,
+                other => return Err(ClientError::Unexpected(other)),
+            }
+            p.next += 1;
+            p.written = 0;
+        }
+        let p = self.pending.take().ok_or(ClientError::Closed)?;
         self.counters.connects += 1;
-        self.alerts = alerts;
-        self.conn = Some(conn);
+        self.alerts = p.alerts;
+        self.conn = Some(p.conn);
         Ok(())
     }
 

@@ -65,6 +65,20 @@ impl fmt::Display for ViewError {
     }
 }
 
+/// Whether a connection or child name may be passed on: back to charon in `initiate`, and into
+/// log lines and the status file. 1 to [`NAME_MAX_BYTES`] bytes of printable ASCII without
+/// spaces (pfSense's `con2_1`, and anything a sane swanctl.conf holds). Names in charon's messages
+/// are kept as they come (so a list stays whole); this is checked where one is passed on.
+///
+/// ```
+/// use swandog::vici::sa::is_safe_name;
+/// assert!(is_safe_name("con2_1") && is_safe_name("site-b.vti@42"));
+/// assert!(!is_safe_name("") && !is_safe_name("con1\nfake line") && !is_safe_name("tünnel"));
+/// ```
+pub fn is_safe_name(name: &str) -> bool {
+    (1..=NAME_MAX_BYTES).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn name_from(bytes: &[u8]) -> Result<Name, ViewError> {
     let text = core::str::from_utf8(bytes).map_err(|_| ViewError::NameTooLong)?;
     Name::try_from(text).map_err(|_| ViewError::NameTooLong)
