@@ -3,7 +3,7 @@
 #   cross/test.sh [TARGET...]     (default: all four, see cross/env.sh)
 #
 # Per target:
-#  1. `cargo test --lib --bins --test <each tests/*.rs except lab*>` cross-compiled (debug profile,
+#  1. `cargo test --no-fail-fast --lib --bins --test <each tests/*.rs but lab*, sysv_script>` (debug profile,
 #     target-cross/) and run under qemu-<arch>-static (the runner in .cargo/config.toml), with
 #     SWANDOG_NO_LAB=1 so tests needing the real-strongSwan lab skip themselves. The lab needs a
 #     real kernel and charon; it runs on the host in scripts/test.sh.
@@ -114,7 +114,7 @@ for t in "${targets[@]}"; do
     fi
     # Debug profile on purpose: `cargo test --release` beside the build-std release build in the
     # same target dir fails with "duplicate lang item".
-    if cargo-zigbuild test --locked --target "$t" "${BUILD_STD[@]}" --target-dir "$TARGET_DIR" \
+    if cargo-zigbuild test --locked --no-fail-fast --target "$t" "${BUILD_STD[@]}" --target-dir "$TARGET_DIR" \
         "${test_args[@]}" 2>&1 | tee "$work/cargo-test.log" | grep -E '^(test result|running|error|test .*FAILED|.*panicked)'; [[ ${PIPESTATUS[0]} == 0 ]]; then
         ok "$t cargo test under $(qemu_for "$t") ($((SECONDS - start)) s)"
     else
