@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
 
 use swandog::agent::{Agent, Millis, Settings};
 use swandog::limits::{
-    CONNS_MAX, PROC_READ_BUFFER_BYTES, STATUS_FILE_MAX_BYTES, STATUS_WRITE_CHUNK_BYTES,
-    VICI_RECV_BUFFER_BYTES, VICI_REQUEST_BUFFER_BYTES, WATCHED_CHILDREN_MAX,
+    COMMAND_QUEUE_MAX, CONNS_MAX, PROC_READ_BUFFER_BYTES, STATUS_FILE_MAX_BYTES,
+    STATUS_WRITE_CHUNK_BYTES, VICI_RECV_BUFFER_BYTES, VICI_REQUEST_BUFFER_BYTES,
+    WATCHED_CHILDREN_MAX,
 };
 use swandog::sample::load::ReadError;
 use swandog::vici::client::ClientError;
@@ -387,6 +388,8 @@ fn a_long_replay_allocates_nothing_after_warm_up() {
     let command_recv = vec![0u8; VICI_RECV_BUFFER_BYTES].into_boxed_slice();
     let request = vec![0u8; VICI_REQUEST_BUFFER_BYTES].into_boxed_slice();
     let proc_buf = Box::new([0u8; PROC_READ_BUFFER_BYTES]);
+    let command_queue: Box<heapless::Deque<swandog::agent::Job, COMMAND_QUEUE_MAX>> =
+        Box::default();
 
     // Warm-up: two full cycles fill every table (history, DPD records, recent causes, watched
     // children, the status text's longest form).
@@ -409,7 +412,7 @@ fn a_long_replay_allocates_nothing_after_warm_up() {
     }
     let after = heap();
     TRACKED.with(|t| t.set(false));
-    drop((command_recv, request, proc_buf));
+    drop((command_recv, request, proc_buf, command_queue));
 
     let replayed = tally.inputs - warm_tally.inputs;
     let hours = (s - warm_up_s) / 3600;
@@ -436,13 +439,15 @@ fn a_long_replay_allocates_nothing_after_warm_up() {
     );
     eprintln!(
         "  of which: Agent {} B, list-conns table {} B ({CONNS_MAX} Conn of {} B; list-sas is streamed), \
-         2 VICI receive buffers {} B, request {} B, /proc buffer {} B",
+         2 VICI receive buffers {} B, request {} B, /proc buffer {} B, command queue {} B \
+         (not counted here: smol's reactor and executor, ~60 KiB, see BENCHMARKS.md)",
         std::mem::size_of::<Agent>(),
         CONNS_MAX * std::mem::size_of::<Conn>(),
         std::mem::size_of::<Conn>(),
         2 * VICI_RECV_BUFFER_BYTES,
         VICI_REQUEST_BUFFER_BYTES,
         PROC_READ_BUFFER_BYTES,
+        std::mem::size_of::<heapless::Deque<swandog::agent::Job, COMMAND_QUEUE_MAX>>(),
     );
     eprintln!(
         "size_of::<Agent>() = {} B; size_of::<IkeSa>() = {} B; longest status text {} B (streamed in {} B chunks; readers take up to {} B)",
