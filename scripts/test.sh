@@ -22,7 +22,7 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy -q --all-targets -- -D warnings
 
 step "cargo test (unit, codec, core, real strongSwan lab)"
-cargo test --all-targets
+cargo test --all-targets --no-fail-fast
 cargo test --doc
 
 if [[ -n "${SWANDOG_FUZZ_SECONDS:-}" ]]; then
