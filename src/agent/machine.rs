@@ -580,6 +580,7 @@ impl Agent {
     pub fn on_sas_done(&mut self, _now: Millis, result: Result<(), &ClientError>) {
         match result {
             Ok(()) => {
+                self.command_succeeded();
                 self.keeper.end_snapshot();
                 self.status_dirty = true;
             }
