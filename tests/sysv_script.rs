@@ -110,7 +110,14 @@ fn reap_when_done(pid: i32) -> JoinHandle<bool> {
             match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => sleep(POLL),
                 Ok(_) => return true,
-                Err(_) => return false, // not our child after all
+                // Not (yet) our child: it is reparented to us only when its parent exits. Then
+                // whether it still exists is what tells.
+                Err(_) => {
+                    if nix::sys::signal::kill(Pid::from_raw(pid), None).is_err() {
+                        return true;
+                    }
+                    sleep(POLL)
+                }
             }
         }
         false
