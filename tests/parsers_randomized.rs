@@ -7,6 +7,9 @@
 //! Each test checks properties, not just "no panic": errors are one line, what parses survives
 //! `describe` and back, complete lines only, permilles within 0..=1000, numbers read back exactly.
 
+mod common;
+
+use common::rng::Rng;
 use std::path::Path;
 
 use swandog::agent::diagnose::{classify_log, LogSignal};
@@ -14,28 +17,6 @@ use swandog::config::{Config, Key, Origin};
 use swandog::sample::load::{parse_psi_some_avg10_centi, parse_stat, LoadSampler, Reading};
 use swandog::vici::sa::LogLine;
 use swandog::vici::wire::{Packet, PacketType, Writer};
-
-/// splitmix64: a fixed-seed generator, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
 
 fn data(path: &str) -> Vec<u8> {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);

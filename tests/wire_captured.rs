@@ -2,6 +2,9 @@
 //! tests/data/vici/README.md), plus a fixed-seed randomized never-panics run over mutations of
 //! them. Runs everywhere, including under qemu for the big-endian MIPS target.
 
+mod common;
+
+use common::rng::Rng;
 use std::path::Path;
 
 use swandog::vici::sa::{ChildState, Conn, Event, IkeSa, IkeState, LogLine};
@@ -151,22 +154,6 @@ fn list_conn_events_give_children_and_addresses() {
     assert_eq!(conn.remote_addr, "192.0.2.2");
     let names: Vec<_> = conn.children.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["con2_1", "con2_2"]);
-}
-
-/// splitmix64: a fixed-seed generator, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 fn exercise(bytes: &[u8]) {

@@ -1,6 +1,8 @@
 //! Shared helpers for the real-strongSwan lab tests: a lab per test, torn down on drop.
 #![allow(dead_code)]
 
+pub mod rng;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
