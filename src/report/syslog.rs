@@ -745,7 +745,9 @@ mod tests {
             0,
             "congestion is not a dead syslogd"
         );
-        assert!(started.elapsed() < Duration::from_secs(5));
+        // A blocking send would hang here for good; the bound only has to be finite. It is wide
+        // because a debug build under qemu on a loaded machine takes several seconds.
+        assert!(started.elapsed() < Duration::from_secs(60));
     }
 
     #[test]
