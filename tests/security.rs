@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use agent::{test_dir, Agent};
 use fake_vici::{FakeVici, Mode};
-use swandog::limits::{CHILD_SAS_PER_IKE_MAX, IKE_SAS_MAX};
+use swandog::limits::{CHILD_SAS_PER_IKE_MAX, CONNS_MAX, IKE_SAS_MAX};
 use swandog::report::table::json_str;
 use swandog::vici::client::{ClientError, Commands, Uri};
 use swandog::vici::sa::is_safe_name;
@@ -196,6 +196,59 @@ fn more_ike_sas_than_any_table_are_streamed_without_overflow_or_loss() {
     assert_eq!(
         agent.log_lines_with("beyond capacity"),
         0,
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn a_big_installation_is_streamed_or_counted_and_memory_stays_flat() {
+    let dir = test_dir("sec-big");
+    let fake = FakeVici::start(&dir.join("charon.vici"), Mode::Healthy);
+    // 250 IKE_SAs and 250 connections in every listing.
+    fake.extra_sas(248);
+    fake.extra_conns(248);
+    let mut agent = Agent::start(
+        &dir,
+        &fake.uri(),
+        &[
+            "--quiet-proc",
+            "--cpu-budget-permille",
+            "1000",
+            "--poll-interval-s",
+            "5",
+        ],
+    );
+    agent.wait("first listings", Duration::from_secs(30), |a| {
+        a.children_up() && a.counter("table_overflows") > 0
+    });
+    // Warm up (two more polls), then compare with three polls later.
+    let polls = fake.commands().len();
+    agent.wait("two more polls", Duration::from_secs(40), |_| {
+        fake.commands().len() >= polls + 2
+    });
+    let (_, dirty_first) = agent.memory_kib();
+    let polls = fake.commands().len();
+    agent.wait("three more polls", Duration::from_secs(40), |_| {
+        fake.commands().len() >= polls + 3
+    });
+    let (_, dirty_last) = agent.memory_kib();
+    eprintln!(
+        "250 IKE_SAs per list-sas: Private_Dirty {dirty_first} -> {dirty_last} KiB, {}",
+        agent.json()
+    );
+    assert!(
+        dirty_last <= dirty_first + 64,
+        "{dirty_first} -> {dirty_last} KiB"
+    );
+    // list-sas streams into the agent (no table); list-conns keeps CONNS_MAX and counts the
+    // rest, saying so once.
+    assert!(agent.children_up());
+    assert!(agent.counter("table_overflows") >= u64::try_from(250 - CONNS_MAX).unwrap());
+    assert_eq!(agent.log_lines_with("IKE_SAs in one list-sas"), 0);
+    assert_eq!(
+        agent.log_lines_with("connections in one list-conns beyond capacity"),
+        1,
         "{}",
         agent.log()
     );

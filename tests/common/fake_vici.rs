@@ -82,8 +82,10 @@ struct Shared {
     flood_result: Mutex<FloodResult>,
     /// Children `list-sas` leaves out until an `initiate` names them.
     down: Mutex<HashSet<String>>,
-    /// Extra copies of the con1 `list-sa` event each `list-sas` streams (big installations).
+    /// Extra copies of con1's `list-sa` event each `list-sas` streams (a big installation).
     extra_sas: Mutex<usize>,
+    /// Extra copies of con1's `list-conn` event each `list-conns` streams.
+    extra_conns: Mutex<usize>,
     data: PathBuf,
 }
 
@@ -184,6 +186,7 @@ impl FakeVici {
             flood_result: Mutex::new(FloodResult::default()),
             down: Mutex::new(HashSet::new()),
             extra_sas: Mutex::new(0),
+            extra_conns: Mutex::new(0),
             data: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vici"),
         });
         let s = shared.clone();
@@ -252,6 +255,11 @@ impl FakeVici {
     /// From now on `list-sas` also streams `n` more copies of con1's `list-sa` event.
     pub fn extra_sas(&self, n: usize) {
         *self.shared.extra_sas.lock().unwrap() = n;
+    }
+
+    /// From now on `list-conns` also streams `n` more copies of con1's `list-conn` event.
+    pub fn extra_conns(&self, n: usize) {
+        *self.shared.extra_conns.lock().unwrap() = n;
     }
 
     pub fn flood_result(&self) -> FloodResult {
@@ -433,7 +441,10 @@ fn request(conn: &mut Conn, shared: &Shared, payload: &[u8]) -> bool {
                     vec![]
                 }
                 "list-conns" if conn.registered.contains("list-conn") => {
-                    vec!["list-conn-con1.bin", "list-conn-con2.bin"]
+                    let extra = *shared.extra_conns.lock().unwrap();
+                    let mut files = vec!["list-conn-con1.bin", "list-conn-con2.bin"];
+                    files.extend(std::iter::repeat_n("list-conn-con1.bin", extra));
+                    files
                 }
                 "initiate" if conn.registered.contains("control-log") => {
                     vec![
