@@ -167,30 +167,30 @@ fn children_beyond_capacity_are_counted_not_stored() {
     assert_eq!(ikes[0].children_dropped, 5);
 }
 
+/// A quiet recorded /proc, no CPU-budget slowdown, and a `list-sas` every 5 s.
+const FAST_POLLS: &[&str] = &[
+    "--quiet-proc",
+    "--cpu-budget-permille",
+    "1000",
+    "--poll-interval-s",
+    "5",
+];
+
 #[test]
 fn more_ike_sas_than_any_table_are_streamed_without_overflow_or_loss() {
     let dir = test_dir("sec-table");
     let fake = FakeVici::start(&dir.join("charon.vici"), Mode::Healthy);
     fake.extra_sas(IKE_SAS_MAX + 8);
-    let mut agent = Agent::start(
-        &dir,
-        &fake.uri(),
-        &[
-            "--quiet-proc",
-            "--cpu-budget-permille",
-            "1000",
-            "--poll-interval-s",
-            "5",
-        ],
-    );
+    let mut agent = Agent::start(&dir, &fake.uri(), FAST_POLLS);
     // list-sas is streamed into the agent one IKE_SA at a time: there is no IKE_SA table to
     // fill, so the first listing and two polls of 42 IKE_SAs lose nothing and count nothing.
-    std::thread::sleep(Duration::from_secs(12));
-    agent.wait(
-        "children up after three listings",
-        Duration::from_secs(30),
-        |a| a.children_up(),
-    );
+    agent.wait("first listing", Duration::from_secs(30), |a| {
+        a.children_up()
+    });
+    let polls = fake.commands().len();
+    agent.wait("two more polls", Duration::from_secs(40), |a| {
+        fake.commands().len() >= polls + 2 && a.children_up()
+    });
     assert_eq!(agent.counter("table_overflows"), 0, "{}", agent.json());
     assert_eq!(agent.counter("command_failures"), 0, "{}", agent.json());
     assert_eq!(
@@ -208,17 +208,7 @@ fn a_big_installation_is_streamed_or_counted_and_memory_stays_flat() {
     // 250 IKE_SAs and 250 connections in every listing.
     fake.extra_sas(248);
     fake.extra_conns(248);
-    let mut agent = Agent::start(
-        &dir,
-        &fake.uri(),
-        &[
-            "--quiet-proc",
-            "--cpu-budget-permille",
-            "1000",
-            "--poll-interval-s",
-            "5",
-        ],
-    );
+    let mut agent = Agent::start(&dir, &fake.uri(), FAST_POLLS);
     agent.wait("first listings", Duration::from_secs(30), |a| {
         a.children_up() && a.counter("table_overflows") > 0
     });
