@@ -510,14 +510,6 @@ fn wait_for_config(flags: &FlagSet, error: String) -> Result<Option<Config>, Str
     }
 }
 
-/// The agent, boxed, built in a frame of its own: built inline, its 50 KiB would sit in
-/// `run_agent`'s frame under the whole main loop, and every stack page ever touched stays
-/// resident.
-#[inline(never)]
-fn new_agent(settings: Settings, seed: u64) -> Box<swandog::agent::Agent> {
-    Box::new(swandog::agent::Agent::new(settings, seed))
-}
-
 // Own frame: inlined into `main`, every subcommand's locals would sit (stack-probed, so
 // resident) under the agent's whole run.
 #[inline(never)]
@@ -556,7 +548,7 @@ fn run_agent(flags: FlagSet) -> Result<(), String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id()) << 32;
-    let agent = new_agent(agent_settings(&cfg), seed);
+    let agent = swandog::agent::Agent::new_boxed(agent_settings(&cfg), seed);
     let shell = run::ShellSettings {
         uri,
         proc_root: PathBuf::from(cfg.proc_root.as_str()),
