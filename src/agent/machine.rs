@@ -1309,8 +1309,10 @@ mod tests {
 
     #[test]
     fn built_in_place_is_the_same_agent() {
-        let mut settings = Settings::default();
-        settings.summary_interval_ms = 1_234_000;
+        let mut settings = Settings {
+            summary_interval_ms: 1_234_000,
+            ..Settings::default()
+        };
         settings.keeper.backoff_cap_ms = 8_000;
         settings
             .watch
