@@ -120,8 +120,9 @@ pub const KEEPER_SUMMARY_EVERY_MS: u64 = 6 * 3_600_000;
 
 /// Longest syslog line the agent builds (a DPD verdict with a 64-byte name is ~300 bytes).
 pub const LINE_MAX_BYTES: usize = 384;
-/// Lines waiting for the shell between two polls; more are dropped and counted.
-pub const PENDING_LINES_MAX: usize = 32;
+/// Bytes of log lines waiting for the shell between two polls (3 bytes + the text each: about
+/// 50 typical lines, at least 10 of the longest); more are dropped and counted.
+pub const PENDING_LINE_BYTES: usize = 4096;
 /// DPD failures kept for `status`.
 pub const DPD_RECORDS_MAX: usize = 16;
 /// Tunnels whose last failure cause is remembered (one line per cause, not per retry).

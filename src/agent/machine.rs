@@ -28,11 +28,12 @@ use super::keeper::{
     cause_text, plan_watch, InitiateOutcome, Keeper, KeeperAction, KeeperReport, KeeperSettings,
     KeptState, ReportKind, Span, WatchReason,
 };
+use super::lines::LineQueue;
 use super::throttle::{Pace, Throttle, ThrottleSettings};
 use super::Millis;
 use crate::limits::{
     AGENT_JOBS_PER_POLL_MAX, DPD_RECORDS_MAX, INITIATES_IN_FLIGHT_MAX, KEEPER_ACTIONS_PER_POLL_MAX,
-    LINE_MAX_BYTES, PENDING_LINES_MAX, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS, WATCHED_CHILDREN_MAX,
+    LINE_MAX_BYTES, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS, WATCHED_CHILDREN_MAX,
 };
 use crate::report::status::sparkline;
 use crate::report::table::json_str;
@@ -192,7 +193,7 @@ pub struct Agent {
     initiating: Vec<(Name, Option<FailureCause>, bool), INITIATES_IN_FLIGHT_MAX>,
     keeper: Keeper,
     throttle: Throttle,
-    pending: Deque<(Level, Line), PENDING_LINES_MAX>,
+    pending: LineQueue,
     jobs: Deque<Job, AGENT_JOBS_PER_POLL_MAX>,
     link_up: bool,
     link_since: Millis,
@@ -232,7 +233,7 @@ impl Agent {
             initiating: Vec::new(),
             keeper: Keeper::new(settings.keeper, seed),
             throttle: Throttle::new(settings.throttle),
-            pending: Deque::new(),
+            pending: LineQueue::new(),
             jobs: Deque::new(),
             link_up: false,
             link_since: 0,
@@ -272,7 +273,7 @@ impl Agent {
             addr_of_mut!((*p).initiating).write(Vec::new());
             Keeper::init_at(addr_of_mut!((*p).keeper), settings.keeper, seed);
             addr_of_mut!((*p).throttle).write(Throttle::new(settings.throttle));
-            addr_of_mut!((*p).pending).write(Deque::new());
+            addr_of_mut!((*p).pending).write(LineQueue::new());
             addr_of_mut!((*p).jobs).write(Deque::new());
             addr_of_mut!((*p).link_up).write(false);
             addr_of_mut!((*p).link_since).write(0);
@@ -327,7 +328,7 @@ impl Agent {
     }
 
     fn say(&mut self, level: Level, text: Line) {
-        if self.pending.push_back((level, text)).is_err() {
+        if !self.pending.push(level, &text) {
             self.counters.lines_dropped = self.counters.lines_dropped.saturating_add(1);
         }
     }
@@ -913,7 +914,7 @@ impl Agent {
         while let Some(job) = self.jobs.pop_front() {
             emit(Action::Job(job));
         }
-        while let Some((level, text)) = self.pending.pop_front() {
+        while let Some((level, text)) = self.pending.pop() {
             emit(Action::Log(level, text));
         }
     }

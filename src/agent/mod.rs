@@ -9,6 +9,7 @@ pub mod correlate;
 pub mod diagnose;
 pub mod history;
 pub mod keeper;
+mod lines;
 pub mod throttle;
 
 mod machine;
