@@ -23,6 +23,12 @@ check_targets "${targets[@]}"
 TARGET_DIR=${SWANDOG_CROSS_TARGET_DIR:-$REPO_DIR/target-cross}
 cd "$REPO_DIR"
 export SWANDOG_NO_LAB=1
+# The test profile under emulation: optimised a little (qemu runs unoptimised code 5-10x slower:
+# the randomized parser tests took minutes) and without debug info (faster std build and links);
+# debug assertions and overflow checks stay on, as in any dev build. Still the dev profile, so
+# no clash with the build-std release builds of cross/build.sh.
+export CARGO_PROFILE_DEV_OPT_LEVEL=${CARGO_PROFILE_DEV_OPT_LEVEL:-1}
+export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-0}
 
 # Integration tests that cannot run under qemu-user, space-separated (override with
 # SWANDOG_CROSS_SKIP_TESTS): lab* need the real-strongSwan lab; sysv_script drives the init script

@@ -22,6 +22,9 @@ pub const LOG_MSG_MAX_BYTES: usize = 200;
 /// charon 5.9.8: a `list-sa` frame is ~400 B plus ~450 B per CHILD_SA (more with many traffic
 /// selectors), so 16 KiB holds an IKE_SA with ~30 children; updown and log frames are < 1 KiB.
 pub const VICI_RECV_BUFFER_BYTES: usize = 16 * 1024;
+/// Part of each receive buffer in use from the start; the rest is reserved and used (for good)
+/// only once a frame needs it, so a box with small IKE_SAs never makes those pages resident.
+pub const VICI_RECV_INITIAL_BYTES: usize = 2048;
 /// Buffer for one outgoing command.
 pub const VICI_REQUEST_BUFFER_BYTES: usize = 1024;
 /// Hard deadline of every VICI call (a wedged charon must never hang swandog).

@@ -440,7 +440,7 @@ fn a_long_replay_allocates_nothing_after_warm_up() {
     eprintln!(
         "  of which: Agent {} B, list-conns table {} B ({CONNS_MAX} Conn of {} B; list-sas is streamed), \
          2 VICI receive buffers {} B, request {} B, /proc buffer {} B, command queue {} B \
-         (not counted here: smol's reactor and executor, ~60 KiB, see BENCHMARKS.md)",
+         (smol's reactor: below)",
         std::mem::size_of::<Agent>(),
         CONNS_MAX * std::mem::size_of::<Conn>(),
         std::mem::size_of::<Conn>(),
@@ -456,6 +456,21 @@ fn a_long_replay_allocates_nothing_after_warm_up() {
         tally.status_max_len,
         STATUS_WRITE_CHUNK_BYTES,
         STATUS_FILE_MAX_BYTES
+    );
+
+    // For the record, what smol's reactor allocates on its first use (one `Async` socket and a
+    // timer, as `run.rs` has): not swandog's to shrink, but on the same heap.
+    let before = heap();
+    TRACKED.with(|t| t.set(true));
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let a = smol::Async::new(a).unwrap();
+    smol::future::block_on(smol::Timer::after(std::time::Duration::from_millis(1)));
+    TRACKED.with(|t| t.set(false));
+    let smol_bytes = heap().live - before.live;
+    drop(a);
+    eprintln!(
+        "smol's reactor on first use (timer-op queue, epoll event buffer, source slab, helper thread handle): {smol_bytes} B = {:.1} KiB",
+        smol_bytes as f64 / 1024.0
     );
 
     // The replay really exercised the bounded paths.

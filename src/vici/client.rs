@@ -28,7 +28,7 @@ use super::sa::{is_safe_name, lossy_truncated, top_value, Conn, Event, IkeSa, Lo
 use super::wire::{self, split_frame, Packet, PacketType, Writer, HEADER_LEN};
 use crate::limits::{
     VICI_CALL_TIMEOUT_MS, VICI_RECONNECT_MAX_MS, VICI_RECONNECT_MIN_MS, VICI_RECV_BUFFER_BYTES,
-    VICI_REQUEST_BUFFER_BYTES,
+    VICI_RECV_INITIAL_BYTES, VICI_REQUEST_BUFFER_BYTES,
 };
 
 /// The default control socket of charon.
@@ -192,7 +192,10 @@ pub struct WireCounters {
 /// One VICI stream connection with its receive buffer.
 pub struct Connection {
     stream: Async<UnixStream>,
-    buf: Box<[u8]>,
+    /// Reserved at `VICI_RECV_BUFFER_BYTES` and never reallocated; its length only grows to the
+    /// largest frame seen (from `VICI_RECV_INITIAL_BYTES`), so pages no frame ever needed are
+    /// never touched and never become resident.
+    buf: Vec<u8>,
     filled: usize,
     /// Bytes of the last returned frame, dropped at the next `recv`.
     consumed: usize,
@@ -207,9 +210,11 @@ impl Connection {
         let stream = Async::<UnixStream>::connect(path)
             .await
             .map_err(|e| connect_error(path, e))?;
+        let mut buf = Vec::with_capacity(VICI_RECV_BUFFER_BYTES);
+        buf.resize(VICI_RECV_INITIAL_BYTES, 0);
         Ok(Connection {
             stream,
-            buf: vec![0u8; VICI_RECV_BUFFER_BYTES].into_boxed_slice(),
+            buf,
             filled: 0,
             consumed: 0,
             skip: 0,
@@ -266,10 +271,14 @@ impl Connection {
             } else if self.filled >= HEADER_LEN {
                 let header = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
                 let len = wire::frame_len(header)?;
-                if HEADER_LEN + len > self.buf.len() {
+                if HEADER_LEN + len > VICI_RECV_BUFFER_BYTES {
                     self.skip = HEADER_LEN + len;
                     self.skipped_len = len;
                     continue;
+                }
+                if HEADER_LEN + len > self.buf.len() {
+                    // Within the reserved capacity: no reallocation, ever.
+                    self.buf.resize(HEADER_LEN + len, 0);
                 }
                 if let Some((_, used)) = split_frame(&self.buf[..self.filled])? {
                     self.consumed = used;
