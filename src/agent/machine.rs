@@ -343,6 +343,10 @@ impl Agent {
     pub fn reload(&mut self, now: Millis, settings: Settings) {
         self.throttle.set_settings(settings.throttle);
         self.keeper.set_settings(settings.keeper);
+        if settings.summary_interval_ms != self.settings.summary_interval_ms {
+            // The next summary on the new schedule, not one interval of the old one away.
+            self.next_summary = now.saturating_add(settings.summary_interval_ms);
+        }
         self.settings = settings;
         self.status_dirty = true;
         if self.link_up {
@@ -1327,5 +1331,19 @@ mod tests {
             a.contains("con2_1") || a.contains("8000") || a.contains("8 s"),
             "{a}"
         );
+    }
+
+    #[test]
+    fn a_reload_moves_the_next_summary_to_the_new_interval() {
+        let mut agent = Agent::new(Settings::default(), 1);
+        let shorter = Settings {
+            summary_interval_ms: 600_000,
+            ..Settings::default()
+        };
+        agent.reload(1_000, shorter.clone());
+        assert_eq!(agent.summary_due(), 601_000);
+        // The same interval again keeps the schedule.
+        agent.reload(5_000, shorter);
+        assert_eq!(agent.summary_due(), 601_000);
     }
 }
