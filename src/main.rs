@@ -287,7 +287,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("swandog: error: {msg}");
+            eprintln!("swandog: error: {}", table::terminal_safe(&msg));
             ExitCode::FAILURE
         }
     }
@@ -322,7 +322,7 @@ fn sas(args: SasArgs) -> Result<(), String> {
             let _ = table::write_ike_text(&mut out, ike);
         }
     }
-    print!("{out}");
+    print!("{}", table::terminal_safe(&out));
     Ok(())
 }
 
@@ -346,7 +346,7 @@ fn status(args: StatusArgs) -> Result<(), String> {
             println!("WARNING: the snapshot is old: is `swandog run` still running?");
         }
     }
-    print!("{text}");
+    print!("{}", table::terminal_safe(&text));
     Ok(())
 }
 
@@ -510,6 +510,21 @@ fn wait_for_config(flags: &FlagSet, error: String) -> Result<Option<Config>, Str
     }
 }
 
+/// The agent, boxed, built on a short-lived thread. `Agent::new` returns ~44 KiB by value; built
+/// on the main thread, its temporaries would leave as many stack pages resident under the whole
+/// run (every stack page once touched stays). A joined thread's stack is unmapped (musl) or
+/// cached for the next thread (glibc; smol's reactor thread takes it). No fallback on this
+/// thread: its frame alone would touch those pages (stack probes), and a box that cannot start a
+/// thread cannot start smol's reactor either.
+fn new_agent(settings: Settings, seed: u64) -> Result<Box<swandog::agent::Agent>, String> {
+    std::thread::Builder::new()
+        .name("swandog-init".into())
+        .spawn(move || Box::new(swandog::agent::Agent::new(settings, seed)))
+        .map_err(|e| format!("cannot start a thread: {e}"))?
+        .join()
+        .map_err(|_| "building the agent failed".to_string())
+}
+
 // Own frame: inlined into `main`, every subcommand's locals would sit (stack-probed, so
 // resident) under the agent's whole run.
 #[inline(never)]
@@ -548,7 +563,7 @@ fn run_agent(flags: FlagSet) -> Result<(), String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id()) << 32;
-    let agent = swandog::agent::Agent::new_boxed(agent_settings(&cfg), seed);
+    let agent = new_agent(agent_settings(&cfg), seed)?;
     let shell = run::ShellSettings {
         uri,
         proc_root: PathBuf::from(cfg.proc_root.as_str()),

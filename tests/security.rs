@@ -147,6 +147,34 @@ fn names_in_the_status_json_are_escaped_whatever_charon_sends() {
 }
 
 #[test]
+fn control_characters_never_reach_the_terminal() {
+    let dir = test_dir("sec-term");
+    // A socket path with a terminal escape and a bell in it: swandog names it in its lines.
+    let uri = format!("unix://{}/\u{1b}]0;owned\u{7}.vici", dir.display());
+    // `--log stderr`: the waiting-for-charon line.
+    let mut agent = Agent::start(&dir, &uri, &["--quiet-proc"]);
+    agent.wait("the waiting line", Duration::from_secs(10), |a| {
+        a.log().contains("waiting for charon")
+    });
+    let log = agent.log();
+    assert!(!log.contains(['\u{1b}', '\u{7}']), "{log:?}");
+    assert!(
+        log.contains("]0;owned"),
+        "the rest of the name is kept: {log:?}"
+    );
+    drop(agent);
+    // A one-shot command's error message.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_swandog"))
+        .args(["sas", "--vici", &uri])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains(['\u{1b}', '\u{7}']), "{err:?}");
+    assert!(err.contains("?]0;owned?"), "{err:?}");
+}
+
+#[test]
 fn children_beyond_capacity_are_counted_not_stored() {
     let mut buf = vec![0u8; 8192];
     let mut w = Writer::new(&mut buf, PacketType::Event, Some(b"list-sa")).unwrap();

@@ -76,7 +76,6 @@
 use core::cmp::Ordering;
 use core::fmt;
 use core::net::IpAddr;
-use core::ptr::addr_of_mut;
 
 use heapless::{Deque, String, Vec};
 
@@ -906,49 +905,6 @@ impl Keeper {
             reconcile_requested_at: None,
             last_initiate_at: None,
         }
-    }
-
-    /// [`Keeper::new`] written in place at `p` (see `Agent::new_boxed`).
-    ///
-    /// # Safety
-    /// `p` must be valid for writes of one `Keeper` and properly aligned; whatever it held is
-    /// overwritten without being dropped.
-    pub(crate) unsafe fn init_at(p: *mut Keeper, settings: KeeperSettings, seed: u64) {
-        // SAFETY: per the contract, each field pointer is valid for one write; the exhaustive
-        // pattern in `Keeper::all_fields` breaks the build when a field is missing here.
-        unsafe {
-            addr_of_mut!((*p).settings).write(settings.sanitized());
-            addr_of_mut!((*p).rng).write(SplitMix(seed));
-            addr_of_mut!((*p).slow).write(false);
-            addr_of_mut!((*p).children).write(Vec::new());
-            addr_of_mut!((*p).ikes).write(Vec::new());
-            addr_of_mut!((*p).queue).write(Deque::new());
-            addr_of_mut!((*p).reports_dropped).write(0);
-            addr_of_mut!((*p).reports_dropped_told).write(0);
-            addr_of_mut!((*p).snapshot_at).write(None);
-            addr_of_mut!((*p).last_snapshot_at).write(None);
-            addr_of_mut!((*p).reconcile_requested_at).write(None);
-            addr_of_mut!((*p).last_initiate_at).write(None);
-        }
-    }
-
-    /// Never called: names every field, so a new one must be added to [`Keeper::init_at`] too.
-    #[allow(dead_code)]
-    fn all_fields(self) {
-        let Keeper {
-            settings: _,
-            rng: _,
-            slow: _,
-            children: _,
-            ikes: _,
-            queue: _,
-            reports_dropped: _,
-            reports_dropped_told: _,
-            snapshot_at: _,
-            last_snapshot_at: _,
-            reconcile_requested_at: _,
-            last_initiate_at: _,
-        } = self;
     }
 
     /// The settings in force (after [`KeeperSettings::sanitized`]).

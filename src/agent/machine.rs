@@ -13,7 +13,6 @@
 //! ```
 
 use core::fmt::Write;
-use core::ptr::addr_of_mut;
 
 use heapless::{Deque, String, Vec};
 use log::Level;
@@ -250,81 +249,6 @@ impl Agent {
             overflows_logged: Vec::new(),
             settings,
         }
-    }
-
-    /// [`Agent::new`], built in place on the heap. `Agent::new` returns 50 KiB by value: a
-    /// caller boxing it gets a stack temporary (or two) of that size, and on the router every
-    /// stack page once touched stays resident for the whole run.
-    pub fn new_boxed(settings: Settings, seed: u64) -> Box<Agent> {
-        let mut slot = Box::<Agent>::new_uninit();
-        let p = slot.as_mut_ptr();
-        // SAFETY: `p` points to an allocation for one `Agent`; every field is written exactly
-        // once below through a raw field pointer (never a reference to uninitialised memory),
-        // and the exhaustive `Agent { .. }` pattern in `all_fields` fails to compile
-        // when a field is added without being listed here.
-        unsafe {
-            addr_of_mut!((*p).history).write(LoadHistory::new());
-            addr_of_mut!((*p).last_sample).write(None);
-            addr_of_mut!((*p).dpd).write(DpdTracker::new());
-            addr_of_mut!((*p).rate).write(RateTracker::default());
-            addr_of_mut!((*p).rate_class).write(RateClass::default());
-            addr_of_mut!((*p).dpd_records).write(Deque::new());
-            addr_of_mut!((*p).recent_causes).write(Vec::new());
-            addr_of_mut!((*p).initiating).write(Vec::new());
-            Keeper::init_at(addr_of_mut!((*p).keeper), settings.keeper, seed);
-            addr_of_mut!((*p).throttle).write(Throttle::new(settings.throttle));
-            addr_of_mut!((*p).pending).write(LineQueue::new());
-            addr_of_mut!((*p).jobs).write(Deque::new());
-            addr_of_mut!((*p).link_up).write(false);
-            addr_of_mut!((*p).link_since).write(0);
-            addr_of_mut!((*p).alerts).write(false);
-            addr_of_mut!((*p).next_poll).write(0);
-            addr_of_mut!((*p).next_summary).write(settings.summary_interval_ms);
-            addr_of_mut!((*p).next_status).write(0);
-            addr_of_mut!((*p).status_dirty).write(true);
-            addr_of_mut!((*p).last_status).write(0);
-            addr_of_mut!((*p).sample_error_logged).write(false);
-            addr_of_mut!((*p).counters).write(Counters::default());
-            addr_of_mut!((*p).command_streak).write(0);
-            addr_of_mut!((*p).command_errors_logged).write(Vec::new());
-            addr_of_mut!((*p).overflows_logged).write(Vec::new());
-            addr_of_mut!((*p).settings).write(settings);
-            slot.assume_init()
-        }
-    }
-
-    /// Never called: names every field of `Agent`, so that adding one without adding it to
-    /// [`Agent::new_boxed`] is a compile error here (and a reminder there).
-    #[allow(dead_code)]
-    fn all_fields(self) {
-        let Agent {
-            settings: _,
-            history: _,
-            last_sample: _,
-            dpd: _,
-            rate: _,
-            rate_class: _,
-            dpd_records: _,
-            recent_causes: _,
-            initiating: _,
-            keeper: _,
-            throttle: _,
-            pending: _,
-            jobs: _,
-            link_up: _,
-            link_since: _,
-            alerts: _,
-            next_poll: _,
-            next_summary: _,
-            next_status: _,
-            status_dirty: _,
-            last_status: _,
-            sample_error_logged: _,
-            counters: _,
-            command_streak: _,
-            command_errors_logged: _,
-            overflows_logged: _,
-        } = self;
     }
 
     fn say(&mut self, level: Level, text: Line) {
@@ -1311,27 +1235,6 @@ fn state_label(state: KeptState) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn built_in_place_is_the_same_agent() {
-        let mut settings = Settings {
-            summary_interval_ms: 1_234_000,
-            ..Settings::default()
-        };
-        settings.keeper.backoff_cap_ms = 8_000;
-        settings
-            .watch
-            .push(Name::try_from("con2_1").unwrap())
-            .unwrap();
-        let (mut a, mut b) = (std::string::String::new(), std::string::String::new());
-        Agent::new(settings.clone(), 7).render_status(5_000, 1_800_000_000, &mut a);
-        Agent::new_boxed(settings, 7).render_status(5_000, 1_800_000_000, &mut b);
-        assert_eq!(a, b);
-        assert!(
-            a.contains("con2_1") || a.contains("8000") || a.contains("8 s"),
-            "{a}"
-        );
-    }
 
     #[test]
     fn a_reload_moves_the_next_summary_to_the_new_interval() {

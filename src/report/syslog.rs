@@ -501,7 +501,41 @@ impl fmt::Write for Line {
     }
 }
 
+/// `--log stderr`: simple_logger's lines, each first passed through a syslog [`Line`]: control
+/// characters (a name with a newline or a terminal escape in it) become spaces and an overlong
+/// line is cut, as in syslog. No allocation per line.
+struct CleanStderr(simple_logger::SimpleLogger);
+
+impl Log for CleanStderr {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let mut line = Line::new();
+        let _ = line.write_fmt(*record.args());
+        let text = core::str::from_utf8(line.finish()).unwrap_or("(not UTF-8)");
+        self.0.log(
+            &Record::builder()
+                .args(format_args!("{text}"))
+                .metadata(record.metadata().clone())
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build(),
+        );
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
 static SYSLOG: OnceLock<SyslogLogger> = OnceLock::new();
+static STDERR: OnceLock<CleanStderr> = OnceLock::new();
 
 /// Why [`init`] could not install a logger.
 #[derive(Debug)]
@@ -571,10 +605,11 @@ pub fn init_at(
 ) -> Result<LogHandle, InitError> {
     match target {
         LogTarget::Stderr => {
-            simple_logger::SimpleLogger::new()
-                .with_level(LevelFilter::Trace) // filtered by log::max_level instead, so SIGHUP can change it
-                .init()
-                .map_err(InitError)?;
+            // Filtered by log::max_level instead, so SIGHUP can change it.
+            let logger = STDERR.get_or_init(|| {
+                CleanStderr(simple_logger::SimpleLogger::new().with_level(LevelFilter::Trace))
+            });
+            log::set_logger(logger).map_err(InitError)?;
             log::set_max_level(level);
             Ok(LogHandle { syslog: None })
         }

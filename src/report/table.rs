@@ -26,6 +26,26 @@ pub fn json_str(out: &mut impl Write, s: &str) -> fmt::Result {
     out.write_char('"')
 }
 
+/// `text` for a terminal: control characters other than newline and tab (an escape sequence in
+/// a name, a carriage return, C1 controls) become `?`. Borrowed when there are none.
+///
+/// ```
+/// use swandog::report::table::terminal_safe;
+/// assert_eq!(terminal_safe("con1\n"), "con1\n");
+/// assert_eq!(terminal_safe("c\u{1b}]0;x\u{7}on1\r\n"), "c?]0;x?on1?\n");
+/// ```
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| if unsafe_char(c) { '?' } else { c })
+            .collect(),
+    )
+}
+
 /// One IKE_SA and its children as table lines.
 pub fn write_ike_text(out: &mut impl Write, ike: &IkeSa) -> fmt::Result {
     writeln!(
