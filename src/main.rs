@@ -529,6 +529,27 @@ fn new_agent(settings: Settings, seed: u64) -> Result<Box<swandog::agent::Agent>
 // resident) under the agent's whole run.
 #[inline(never)]
 fn run_agent(flags: FlagSet) -> Result<(), String> {
+    let Some((log, shell, agent)) = start_up(&flags)? else {
+        return Ok(());
+    };
+    let mut reload = || reload(&flags, log);
+    run::run(shell, agent, &mut reload)
+}
+
+/// Everything before the main loop: logging, the config (waiting for a usable one when started
+/// by init), the agent. Its own frame, gone before the loop starts: its configs and settings
+/// would otherwise sit (stack-probed, so resident) under the whole run. `None`: stop quietly.
+#[inline(never)]
+fn start_up(
+    flags: &FlagSet,
+) -> Result<
+    Option<(
+        syslog::LogHandle,
+        run::ShellSettings,
+        Box<swandog::agent::Agent>,
+    )>,
+    String,
+> {
     let first = flags.load();
     let (target, facility, level) = match &first {
         Ok(cfg) => (cfg.log, cfg.syslog_facility, cfg.log_level),
@@ -540,9 +561,9 @@ fn run_agent(flags: FlagSet) -> Result<(), String> {
         syslog::init(target, facility, level).map_err(|e| format!("cannot start logging: {e}"))?;
     let cfg = match first {
         Ok(cfg) => cfg,
-        Err(e) => match wait_for_config(&flags, e)? {
+        Err(e) => match wait_for_config(flags, e)? {
             Some(cfg) => cfg,
-            None => return Ok(()),
+            None => return Ok(None),
         },
     };
     log.set_level(cfg.log_level);
@@ -569,12 +590,15 @@ fn run_agent(flags: FlagSet) -> Result<(), String> {
         proc_root: PathBuf::from(cfg.proc_root.as_str()),
         status_file: PathBuf::from(cfg.status_file.as_str()),
     };
-    let mut reload = || {
-        let cfg = flags.load()?;
-        log.set_level(cfg.log_level);
-        log.set_facility(cfg.syslog_facility);
-        apply_nice(cfg.nice);
-        Ok(agent_settings(&cfg))
-    };
-    run::run(shell, agent, &mut reload)
+    Ok(Some((log, shell, agent)))
+}
+
+/// SIGHUP: the config again; its frame, too, only while it runs.
+#[inline(never)]
+fn reload(flags: &FlagSet, log: syslog::LogHandle) -> Result<Settings, String> {
+    let cfg = flags.load()?;
+    log.set_level(cfg.log_level);
+    log.set_facility(cfg.syslog_facility);
+    apply_nice(cfg.nice);
+    Ok(agent_settings(&cfg))
 }

@@ -151,6 +151,7 @@ enum Wake {
 }
 
 /// Runs the agent until SIGTERM / SIGINT. `reload` re-reads the config on SIGHUP.
+#[inline(never)]
 pub fn run(
     shell: ShellSettings,
     agent: Box<Agent>,
@@ -167,7 +168,11 @@ pub fn run(
     let (job_tx, job_rx) = smol::channel::bounded::<()>(1);
     ex.spawn(worker(shared.clone(), shell.uri.clone(), job_rx, kick_tx))
         .detach();
-    smol::future::block_on(ex.run(main_loop(shared, shell, sigfd, kick_rx, job_tx, reload)))
+    // Pinned on the heap: the executor's future holds the main loop's (9 KiB on x86_64), and
+    // pinned on this stack, it and its moves would stay resident for the whole run.
+    smol::future::block_on(Box::pin(
+        ex.run(main_loop(shared, shell, sigfd, kick_rx, job_tx, reload)),
+    ))
 }
 
 async fn main_loop(
