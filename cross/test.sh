@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs swandog's tests for router targets under qemu-user emulation.
-#   cross/test.sh [TARGET...]     (default: all four, see cross/env.sh)
+#   cross/test.sh [TARGET...]                  (default: all four, see cross/env.sh)
+#   cross/test.sh --binary-only [TARGET...]    step 2 only, on a debug build of the binary
 #
 # Per target:
 #  1. `cargo test --no-fail-fast --lib --bins --test <each tests/*.rs but lab*, sysv_script>` (debug profile,
@@ -18,6 +19,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 "$CROSS_DIR/install-toolchain.sh" >/dev/null
 use_debian_toolchain
 
+binary_only=0
+if [[ ${1:-} == --binary-only ]]; then binary_only=1; shift; fi
 targets=("$@"); ((${#targets[@]})) || targets=("${ALL_TARGETS[@]}")
 check_targets "${targets[@]}"
 TARGET_DIR=${SWANDOG_CROSS_TARGET_DIR:-$REPO_DIR/target-cross}
@@ -47,7 +50,11 @@ for f in tests/*.rs; do
     case $skip in *" $name "*) skipped+=("$name"); continue ;; esac
     test_args+=(--test "$name")
 done
-echo "integration tests not run under emulation: ${skipped[*]:-none}"
+if ((binary_only)); then
+    echo "binary checks only: the test suite of these targets runs with cross/test.sh TARGET"
+else
+    echo "integration tests not run under emulation: ${skipped[*]:-none}"
+fi
 
 passed=0 failed=0 failures=()
 ok() { passed=$((passed + 1)); echo "  ok   $*"; }
@@ -122,9 +129,17 @@ for t in "${targets[@]}"; do
         flags=$(cargo -Zunstable-options config get --format json-value "target.$t.rustflags" 2>&1 || true)
         if [[ $flags == *fix_y2038* ]]; then ok "$t rustflags carry --cfg fix_y2038"; else bad "$t rustflags lack --cfg fix_y2038: $flags"; fi
     fi
+    if ((binary_only)); then
+        if cargo-zigbuild build --locked --bin swandog --target "$t" "${BUILD_STD[@]}" \
+            --target-dir "$TARGET_DIR" >"$work/cargo-build.log" 2>&1; then
+            ok "$t debug build ($((SECONDS - start)) s)"
+        else
+            tail -40 "$work/cargo-build.log"
+            bad "$t debug build"
+        fi
     # Debug profile on purpose: `cargo test --release` beside the build-std release build in the
     # same target dir fails with "duplicate lang item".
-    if cargo-zigbuild test --locked --no-fail-fast --target "$t" "${BUILD_STD[@]}" --target-dir "$TARGET_DIR" \
+    elif cargo-zigbuild test --locked --no-fail-fast --target "$t" "${BUILD_STD[@]}" --target-dir "$TARGET_DIR" \
         "${test_args[@]}" 2>&1 | tee "$work/cargo-test.log" | grep -E '^(test result|running|error|test .*FAILED|.*panicked)'; [[ ${PIPESTATUS[0]} == 0 ]]; then
         ok "$t cargo test under $(qemu_for "$t") ($((SECONDS - start)) s)"
     else

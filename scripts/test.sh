@@ -39,6 +39,10 @@ if [[ -x cross/test.sh ]]; then
     step "emulated ARM / MIPS"
     # shellcheck disable=SC2086
     cross/test.sh ${SWANDOG_CROSS_TARGETS:-mips-unknown-linux-musl armv7-unknown-linux-musleabihf}
+    # The other two router targets: the binary itself under qemu (--version, sas, check, the
+    # silent-peer deadline); their whole suite is `cross/test.sh TARGET`.
+    # shellcheck disable=SC2086
+    cross/test.sh --binary-only ${SWANDOG_CROSS_BINARY_TARGETS:-aarch64-unknown-linux-musl mipsel-unknown-linux-musl}
 fi
 
 step "all tests passed"
