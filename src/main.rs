@@ -510,19 +510,21 @@ fn wait_for_config(flags: &FlagSet, error: String) -> Result<Option<Config>, Str
     }
 }
 
-/// The agent, boxed, built on a short-lived thread. `Agent::new` returns ~44 KiB by value; built
-/// on the main thread, its temporaries would leave as many stack pages resident under the whole
-/// run (every stack page once touched stays). A joined thread's stack is unmapped (musl) or
-/// cached for the next thread (glibc; smol's reactor thread takes it). No fallback on this
-/// thread: its frame alone would touch those pages (stack probes), and a box that cannot start a
-/// thread cannot start smol's reactor either.
-fn new_agent(settings: Settings, seed: u64) -> Result<Box<swandog::agent::Agent>, String> {
-    std::thread::Builder::new()
-        .name("swandog-init".into())
-        .spawn(move || Box::new(swandog::agent::Agent::new(settings, seed)))
-        .map_err(|e| format!("cannot start a thread: {e}"))?
-        .join()
-        .map_err(|_| "building the agent failed".to_string())
+/// Runs `work` on a short-lived thread and returns what it returns. For the deep one-off work of
+/// `swandog run` (parsing the config, building the ~44 KiB agent): on the main thread its frames
+/// would leave their stack pages resident under the whole run (every stack page once touched
+/// stays). A joined thread's stack is unmapped (musl) or cached for the next thread (glibc). No
+/// fallback to the main thread: a box that cannot start a thread cannot start smol's reactor
+/// either.
+fn off_main_stack<T: Send>(work: impl FnOnce() -> T + Send) -> Result<T, String> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("swandog-work".into())
+            .spawn_scoped(scope, work)
+            .map_err(|e| format!("cannot start a thread: {e}"))?
+            .join()
+            .map_err(|_| "a helper thread failed".to_string())
+    })
 }
 
 // Own frame: inlined into `main`, every subcommand's locals would sit (stack-probed, so
@@ -550,7 +552,7 @@ fn start_up(
     )>,
     String,
 > {
-    let first = flags.load();
+    let first = off_main_stack(|| flags.load())?;
     let (target, facility, level) = match &first {
         Ok(cfg) => (cfg.log, cfg.syslog_facility, cfg.log_level),
         // In a terminal (or a script), a broken config is an error at once.
@@ -584,7 +586,8 @@ fn start_up(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id()) << 32;
-    let agent = new_agent(agent_settings(&cfg), seed)?;
+    let settings = agent_settings(&cfg);
+    let agent = off_main_stack(move || Box::new(swandog::agent::Agent::new(settings, seed)))?;
     let shell = run::ShellSettings {
         uri,
         proc_root: PathBuf::from(cfg.proc_root.as_str()),
@@ -596,7 +599,7 @@ fn start_up(
 /// SIGHUP: the config again; its frame, too, only while it runs.
 #[inline(never)]
 fn reload(flags: &FlagSet, log: syslog::LogHandle) -> Result<Settings, String> {
-    let cfg = flags.load()?;
+    let cfg = off_main_stack(|| flags.load())??;
     log.set_level(cfg.log_level);
     log.set_facility(cfg.syslog_facility);
     apply_nice(cfg.nice);
