@@ -26,13 +26,35 @@ pub struct Lab {
     pub name: String,
 }
 
+/// The lab name for `test` in this run: the test's short name plus this process's pid in base
+/// 36, so two suites (say, the same tests against two strongSwan versions) running at once on
+/// one machine never share namespaces or a run directory, and a run tears down only its own.
+pub fn lab_run_name(test: &str) -> String {
+    let mut pid = std::process::id();
+    let mut suffix = Vec::new();
+    loop {
+        suffix.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(pid % 36) as usize]);
+        pid /= 36;
+        if pid == 0 {
+            break;
+        }
+    }
+    suffix.reverse();
+    let name = format!("{test}{}", String::from_utf8_lossy(&suffix));
+    assert!(
+        name.len() <= 12,
+        "lab name {name} too long for tests/lab/lab.sh (12 chars)"
+    );
+    name
+}
+
 impl Lab {
     /// Brings up a lab (both sites, all three children INSTALLED).
     pub fn up(name: &str) -> Lab {
         let lab = Lab {
-            name: name.to_string(),
+            name: lab_run_name(name),
         };
-        // A previous run killed midway may have left one behind.
+        // A previous run with the same pid, killed midway, may have left one behind.
         let _ = lab.run(&["down"]);
         let out = lab.run(&["up"]);
         assert!(
@@ -758,7 +780,7 @@ impl Lab {
     /// with `lab.must(&["up"])`. `down` on drop like [`Lab::up`].
     pub fn down_for_now(name: &str) -> Lab {
         let lab = Lab {
-            name: name.to_string(),
+            name: lab_run_name(name),
         };
         let _ = lab.run(&["down"]);
         lab

@@ -3,7 +3,8 @@
 #
 #   tests/lab/lab.sh NAME COMMAND [ARGS]
 #
-# NAME      short lab id ([a-z0-9], <= 6 chars); several labs can run at once.
+# NAME      short lab id ([a-z0-9], <= 12 chars); several labs can run at once. The Rust tests
+#           add a per-run suffix (tests/common/mod.rs), so two suites never share a lab.
 #           Namespaces sd-NAME-a / sd-NAME-b, run dir ${SWANDOG_LAB_DIR:-/tmp/swandog-lab}/NAME.
 # COMMANDS  up | down | break | heal | stop SITE | start SITE | kill SITE | pause SITE |
 #           resume SITE | initiate SITE CHILD | terminate SITE CHILD | mismatch SITE |
@@ -44,9 +45,9 @@ usage() {
 [ $# -ge 2 ] || usage
 NAME=$1; CMD=$2; shift 2
 case $NAME in
-    ""|*[!a-z0-9]*) die "lab name '$NAME' must be 1-6 chars of [a-z0-9]";;
+    ""|*[!a-z0-9]*) die "lab name '$NAME' must be 1-12 chars of [a-z0-9]";;
 esac
-[ ${#NAME} -le 6 ] || die "lab name '$NAME' is longer than 6 chars"
+[ ${#NAME} -le 12 ] || die "lab name '$NAME' is longer than 12 chars"
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
 
 RUN=$LAB_ROOT/$NAME
