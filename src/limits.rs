@@ -12,7 +12,10 @@ pub const VICI_SECTION_DEPTH_MAX: usize = 16;
 pub const NAME_MAX_BYTES: usize = 64;
 /// Longest address text stored (an IPv6 address with scope fits).
 pub const HOST_MAX_BYTES: usize = 48;
-/// CHILD_SAs kept per IKE_SA in one view; more are counted, not stored.
+/// CHILD_SAs held per IKE_SA (or children per connection) in one parsed view. The agent's
+/// `list-sas` and `list-conns` hand larger ones over in parts of this many
+/// (`IkeSa::parse_chunked`, `Conn::parse_chunked`), so it limits no installation; the `sas`
+/// command and events count the rest in `children_dropped`.
 pub const CHILD_SAS_PER_IKE_MAX: usize = 8;
 /// Longest charon log message kept.
 pub const LOG_MSG_MAX_BYTES: usize = 200;
@@ -74,8 +77,10 @@ pub const SYSLOG_RECONNECT_INTERVAL_MS: u64 = 1_000;
 /// Longest `TZ` value (environment or `/etc/TZ`) read for syslog timestamps.
 pub const TZ_TEXT_MAX_BYTES: usize = 64;
 
-/// Children that can be named in `watch` (flags or config file).
-pub const WATCHED_CHILDREN_MAX: usize = 32;
+/// Children swandog keeps at once, and names that can be given in `watch`. pfSense names phase 2
+/// entries `conX_1` … `conX_N`; a dozen under one connection is ordinary. More are left out
+/// with a line (naming the first left out) and a counter in `status`.
+pub const WATCHED_CHILDREN_MAX: usize = 64;
 /// Longest path or URI in the config (`vici`, `status_file`, `proc_root`); a Unix socket path is
 /// at most 108 bytes anyway.
 pub const CONFIG_PATH_MAX_BYTES: usize = 128;
@@ -85,10 +90,9 @@ pub const CONFIG_FILE_MAX_BYTES: usize = 16 * 1024;
 
 /// Up CHILD_SAs remembered per watched child (rekey overlap, duplicates); more are not tracked.
 pub const KEEPER_SAS_PER_CHILD_MAX: usize = 4;
-/// Report lines the keeper holds between two polls; more are counted and dropped.
-pub const KEEPER_REPORT_QUEUE_MAX: usize = 64;
-/// Configured names listed when `--watch` names an unknown child.
-pub const WATCH_KNOWN_NAMES_LISTED_MAX: usize = 32;
+/// Report lines the keeper holds between two polls (every watched child down at once fits; a
+/// report the agent's line queue cannot take yet waits here); more are counted and dropped.
+pub const KEEPER_REPORT_QUEUE_MAX: usize = WATCHED_CHILDREN_MAX;
 /// Default wait after a child goes down before the first re-initiation (lets charon's own
 /// dpd/close action win).
 pub const KEEPER_GRACE_MS: u64 = 1_000;
@@ -132,22 +136,12 @@ pub const DPD_RECORDS_MAX: usize = 16;
 pub const RECENT_CAUSES_MAX: usize = 16;
 /// `initiate` calls whose control-log is being read at once (the worker runs one at a time).
 pub const INITIATES_IN_FLIGHT_MAX: usize = 4;
-/// Keeper actions handled per poll; more wait for the next poll.
-pub const KEEPER_ACTIONS_PER_POLL_MAX: usize = 16;
-/// VICI jobs the agent hands out in one poll: one poll's keeper actions plus list-sas and
-/// list-conns (a site outage re-initiates every child of it at once).
-pub const AGENT_JOBS_PER_POLL_MAX: usize = KEEPER_ACTIONS_PER_POLL_MAX + 2;
 /// Shortest gap between two status rewrites caused by changes.
 pub const STATUS_MIN_GAP_MS: u64 = 1_000;
-/// IKE_SAs a caller keeps when it collects one `list-sas` into a table (`CommandDone::Sas`);
-/// more are counted. `swandog run` streams them into the agent instead (`Agent::on_sa`), so it
-/// has no such limit.
+/// IKE_SAs the `sas` and `check` commands list; more are counted. `swandog run` streams
+/// `list-sas` and `list-conns` into the agent (`Agent::on_sa`, `Agent::on_conn`), so it has no
+/// such limit, and its VICI calls wait inside the agent (`Agent::next_job`), not in a queue.
 pub const IKE_SAS_MAX: usize = 32;
-/// Connections kept from one `list-conns`; more are counted.
-pub const CONNS_MAX: usize = 32;
-/// VICI jobs queued for the command worker (it runs them one at a time): an initiate for every
-/// watched child plus list-sas and list-conns; equal jobs are queued once. 152 bytes each.
-pub const COMMAND_QUEUE_MAX: usize = WATCHED_CHILDREN_MAX + 2;
 /// Stack buffer through which the status snapshot is streamed to its file (the text itself is
 /// never held in memory: ~30 KiB with full tables and 64-byte names).
 pub const STATUS_WRITE_CHUNK_BYTES: usize = 1024;

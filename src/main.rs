@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use argh::FromArgs;
-use swandog::agent::keeper::{self, KeeperSettings};
+use swandog::agent::keeper::KeeperSettings;
+use swandog::agent::plan::{PlannedChild, WatchNames};
 use swandog::agent::Settings;
 use swandog::config::{self, Config, Origin, DEFAULT_CONFIG_PATH};
-use swandog::limits::CONFIG_RETRY_INTERVAL_MS;
+use swandog::limits::{CONFIG_RETRY_INTERVAL_MS, WATCHED_CHILDREN_MAX};
 use swandog::report::status::{read_snapshot, StatusForm, DEFAULT_STATUS_FILE};
 use swandog::report::syslog::{Facility, LogTarget};
 use swandog::report::{syslog, table};
@@ -388,38 +389,70 @@ fn check(flags: FlagSet) -> Result<(), String> {
             "\ncharon: {} {} on {}, reached at {}",
             version.daemon, version.version, version.machine, uri
         );
-        let mut conns = Vec::new();
+        // The same plan the agent makes, from the same streamed listing.
+        let mut plan = WatchNames::new(&cfg.watch);
+        let mut planned: Vec<PlannedChild> = Vec::new();
+        let mut conns = 0usize;
+        plan.begin();
         commands
-            .list_conns(&mut |c| conns.push(c))
+            .list_conns(&mut |c| {
+                conns += usize::from(c.part == 0);
+                plan.conn(c, &mut |child, ike, reason| {
+                    if !planned.iter().any(|p| p.child == *child && p.ike == *ike) {
+                        planned.push(PlannedChild {
+                            child: child.clone(),
+                            ike: ike.clone(),
+                            reason,
+                        });
+                    }
+                });
+            })
             .await
             .map_err(|e| e.to_string())?;
+        plan.end();
         let mut ikes = Vec::new();
         commands
             .list_sas(&mut |ike| ikes.push(ike))
             .await
             .map_err(|e| e.to_string())?;
         println!(
-            "connections configured: {}, IKE_SAs up: {}, role: {}",
-            conns.len(),
+            "connections configured: {conns}, IKE_SAs up: {}, role: {}",
             ikes.len(),
             cfg.role.name()
         );
-        let named: Vec<&str> = cfg.watch.iter().map(|n| n.as_str()).collect();
-        let plan = keeper::plan_watch(&named, &conns).map_err(|e| e.to_string())?;
-        if !named.is_empty() {
-            println!("{}", plan.to_string().trim_end());
+        if !plan.is_empty() {
+            println!("watching {} children:", planned.len());
+            for p in &planned {
+                println!("  {} (IKE {}): {}", p.child, p.ike, p.reason);
+            }
+            if planned.len() > WATCHED_CHILDREN_MAX {
+                println!(
+                    "  ... only the first {WATCHED_CHILDREN_MAX} are kept (WATCHED_CHILDREN_MAX)"
+                );
+            }
+            if plan.missing_count() > 0 {
+                println!(
+                    "not configured in charon now (the others are kept; these as soon as charon has them):"
+                );
+                for (name, hint) in plan.missing() {
+                    match hint {
+                        Some(h) => println!("  {name} (did you mean {h}?)"),
+                        None => println!("  {name}"),
+                    }
+                }
+            }
             return Ok(());
         }
         // charon 5.x shows if_id / marks only on SAs, not in list-conns: the SAs tell.
         println!("watching every route-based child (none named with `watch`):");
         let mut any = false;
-        for p in &plan.children {
+        for p in &planned {
             any = true;
             println!("  {} (IKE {}): {}", p.child, p.ike, p.reason);
         }
         for ike in &ikes {
             for child in ike.children.iter().filter(|c| c.is_route_based()) {
-                if plan.children.iter().any(|p| p.child == child.name) {
+                if planned.iter().any(|p| p.child == child.name) {
                     continue;
                 }
                 any = true;

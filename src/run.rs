@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use heapless::Deque;
 use log::{debug, info, log, warn};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -21,13 +20,12 @@ use smol::{Async, LocalExecutor, Timer};
 use swandog::agent::keeper::Span;
 use swandog::agent::{Action, Agent, CommandDone, Job, Millis, Settings};
 use swandog::limits::{
-    COMMAND_QUEUE_MAX, CONNS_MAX, KEEPER_SUMMARY_AFTER_MS, KEEPER_SUMMARY_EVERY_MS,
-    PROC_READ_BUFFER_BYTES, VICI_RECONNECT_MAX_MS,
+    KEEPER_SUMMARY_AFTER_MS, KEEPER_SUMMARY_EVERY_MS, PROC_READ_BUFFER_BYTES, VICI_RECONNECT_MAX_MS,
 };
 use swandog::report::status::SnapshotFile;
 use swandog::sample::load::{LoadSampler, ProcFiles};
 use swandog::vici::client::{ClientError, Commands, Events, Reconnect, Uri};
-use swandog::vici::sa::{Conn, Event};
+use swandog::vici::sa::Event;
 
 /// What the shell needs besides the agent's own settings.
 pub struct ShellSettings {
@@ -52,7 +50,6 @@ struct Shared {
     // Boxed by the caller: a 50 KiB value moved by value through `run` would leave as many
     // copies in the main thread's stack, whose pages stay resident for good.
     agent: RefCell<Box<Agent>>,
-    jobs: RefCell<Deque<Job, COMMAND_QUEUE_MAX>>,
     clock: Instant,
 }
 
@@ -160,7 +157,6 @@ pub fn run(
     let sigfd = signals().map_err(|e| format!("cannot set up signal handling: {e}"))?;
     let shared = Rc::new(Shared {
         agent: RefCell::new(agent),
-        jobs: RefCell::new(Deque::new()),
         clock: Instant::now(),
     });
     let ex = LocalExecutor::new();
@@ -213,24 +209,13 @@ async fn main_loop(
         {
             let now = shared.now();
             let mut agent = shared.agent.borrow_mut();
-            let mut queued = false;
+            let mut work = false;
             agent.poll(now, &mut |action| match action {
                 Action::Log(level, line) => log!(level, "{line}"),
-                Action::Job(job) => {
-                    let mut jobs = shared.jobs.borrow_mut();
-                    if !jobs.iter().any(|j| *j == job) {
-                        match jobs.push_back(job) {
-                            Ok(()) => queued = true,
-                            // Sized for every watched child at once: never in practice.
-                            Err(job) => warn!(
-                                "table full: command queue ({COMMAND_QUEUE_MAX} jobs), {job:?} dropped"
-                            ),
-                        }
-                    }
-                }
+                Action::Work => work = true,
                 Action::WriteStatus => write_status = true,
             });
-            if queued {
+            if work {
                 let _ = job_tx.try_send(());
             }
         }
@@ -379,11 +364,10 @@ async fn main_loop(
 
 async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sender<()>) {
     let mut commands = Commands::new(&uri);
-    // Reserved once, never grown (pushes stop at the capacity): its pages are only touched as
-    // connections come in, where a boxed heapless table would be written whole (26 KiB).
-    let mut conns: Vec<Conn> = Vec::with_capacity(CONNS_MAX);
     loop {
-        let job = shared.jobs.borrow_mut().pop_front();
+        // Calls wait inside the agent and are taken one at a time (an `initiate`'s deadline
+        // starts when it is taken), so no queue between the two can overflow.
+        let job = shared.agent.borrow_mut().next_job(shared.now());
         let Some(job) = job else {
             if job_rx.recv().await.is_err() {
                 return;
@@ -395,7 +379,7 @@ async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sen
                 // Streamed into the agent IKE_SA by IKE_SA: no table, no limit on their number.
                 shared.agent.borrow_mut().on_sas_begin(shared.now());
                 let result = commands
-                    .list_sas(&mut |ike| shared.agent.borrow_mut().on_sa(&ike))
+                    .list_sas_parts(&mut |ike| shared.agent.borrow_mut().on_sa(ike))
                     .await;
                 let now = shared.now();
                 shared
@@ -404,25 +388,16 @@ async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sen
                     .on_sas_done(now, result.as_ref().map(|_| ()));
             }
             Job::ListConns => {
-                conns.clear();
-                let mut overflow = 0u32;
+                // Streamed into the plan connection by connection: no table, no limit.
+                shared.agent.borrow_mut().on_conns_begin(shared.now());
                 let result = commands
-                    .list_conns(&mut |conn| {
-                        if conns.len() < CONNS_MAX {
-                            conns.push(conn);
-                        } else {
-                            overflow += 1;
-                        }
-                    })
+                    .list_conns(&mut |conn| shared.agent.borrow_mut().on_conn(conn))
                     .await;
                 let now = shared.now();
-                shared.agent.borrow_mut().on_command_done(
-                    now,
-                    CommandDone::Conns {
-                        result: result.map(|()| &conns[..]),
-                        overflow,
-                    },
-                );
+                shared
+                    .agent
+                    .borrow_mut()
+                    .on_conns_done(now, result.as_ref().map(|_| ()));
             }
             Job::Initiate {
                 child,

@@ -338,12 +338,9 @@ fn peer_that_closes_mid_reply_fails_the_call_without_losing_the_children() {
     // Half a list is no list: the children are not declared down from it.
     assert!(agent.children_up(), "{}", agent.json());
     assert!(agent.connected(), "the event connection is unaffected");
-    assert_eq!(
-        agent.log_lines_with("VICI list-sas failed"),
-        1,
-        "{}",
-        agent.log()
-    );
+    // One line for the kind of failure, whichever listing (list-conns runs first in every
+    // reconciling poll) met it first.
+    assert_eq!(agent.log_lines_with("VICI list-"), 1, "{}", agent.log());
 
     heal_and_recover(&fake, &mut agent);
     agent.wait("a good list-sas after the fault", SETTLE, |a| {

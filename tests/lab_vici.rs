@@ -75,7 +75,7 @@ fn client_lists_sas_conns_version_and_stats_of_real_charon() {
     assert_eq!(stats.ike_sas, 2);
 
     let mut conns = Vec::new();
-    smol::block_on(commands.list_conns(&mut |c| conns.push(c))).unwrap();
+    smol::block_on(commands.list_conns(&mut |c| conns.push(c.clone()))).unwrap();
     let mut names: Vec<_> = conns
         .iter()
         .flat_map(|c| {

@@ -35,36 +35,43 @@
 //! let mut actions = Vec::new();
 //!
 //! // First poll: the keeper asks for a `list-sas`; here charon has no SA at all.
-//! keeper.poll(0, &mut |a| actions.push(a));
+//! keeper.poll(0, &mut |a| { actions.push(a); true });
 //! assert!(matches!(actions[..], [KeeperAction::Reconcile]));
 //! keeper.begin_snapshot(3);
 //! keeper.end_snapshot();
 //!
 //! actions.clear();
-//! keeper.poll(3, &mut |a| actions.push(a));
+//! keeper.poll(3, &mut |a| { actions.push(a); true });
 //! let KeeperAction::Report(line) = &actions[0] else { panic!() };
 //! assert_eq!(line.to_string(), "con2_1: down (not established); re-initiating in 1.0 s");
 //!
 //! // After the grace it wants a fresh view, then initiates.
 //! let due = keeper.next_wake().unwrap();
 //! actions.clear();
-//! keeper.poll(due, &mut |a| actions.push(a));
+//! keeper.poll(due, &mut |a| { actions.push(a); true });
 //! assert!(matches!(actions[..], [KeeperAction::Reconcile]));
 //! keeper.on_snapshot(due + 2, []);
 //! actions.clear();
-//! keeper.poll(due + 2, &mut |a| actions.push(a));
-//! assert!(matches!(&actions[..], [KeeperAction::Initiate { child, .. }] if child == "con2_1"));
+//! keeper.poll(due + 2, &mut |a| { actions.push(a); true });
+//! assert!(actions.is_empty(), "the attempt is queued, not handed out with the reports");
+//! // The shell's worker takes it when it is free; the attempt's deadline starts then.
+//! let job = keeper.next_job(due + 2);
+//! assert!(matches!(&job, Some(KeeperAction::Initiate { child, .. }) if child == "con2_1"));
 //! ```
 //!
 //! # Driving it (the shell's side)
-//! * Build the watch list with [`plan_watch`] from `list-conns`, load it with
-//!   [`Keeper::watch_plan`], and give it the configured endpoints with
-//!   [`Keeper::set_conn_endpoints`].
+//! * Follow charon's configuration: for every `list-conns`, [`Keeper::begin_conns`], then for
+//!   each connection [`Keeper::set_endpoints`], [`Keeper::conn_child`] for each of its children
+//!   and [`Keeper::watch`] for those the plan keeps (`super::plan`), then
+//!   [`Keeper::end_conns`]: a watched child charon no longer has is set aside, not re-initiated.
 //! * Feed every `ike-updown` / `child-updown` event, every complete `list-sas`
 //!   ([`Keeper::begin_snapshot`], [`Keeper::snapshot_ike`] per IKE_SA, [`Keeper::end_snapshot`])
 //!   and every `initiate` result ([`Keeper::on_initiate_result`]).
 //! * After any input, call [`Keeper::poll`] and carry out the actions in the order given, then
 //!   sleep until [`Keeper::next_wake`] (a time at or before `now` means poll again at once).
+//! * Whenever the VICI command worker is free, take one call with [`Keeper::next_job`]
+//!   (`Initiate` or `Terminate`). Work waits inside the keeper, one flag per child, so nothing
+//!   can overflow a queue between the two.
 //! * `Initiate`: VICI `initiate {child, ike, timeout = initiate_timeout_ms, init-limits = yes}`;
 //!   report the outcome (classified) within `initiate_timeout_ms + KEEPER_INITIATE_MARGIN_MS`,
 //!   after which the keeper counts the attempt as failed. `Reconcile`: run `list-sas` soon (the
@@ -87,12 +94,14 @@ use crate::limits::{
     KEEPER_INITIATE_TIMEOUT_MS, KEEPER_JITTER_PERCENT, KEEPER_PACED_GAP_MS,
     KEEPER_QUIET_EXIT_UP_MS, KEEPER_RECONCILE_WAIT_MS, KEEPER_REPORT_QUEUE_MAX,
     KEEPER_SAS_PER_CHILD_MAX, KEEPER_STABLE_UP_MS, KEEPER_STALE_AFTER_MS, KEEPER_SUMMARY_AFTER_MS,
-    KEEPER_SUMMARY_EVERY_MS, WATCHED_CHILDREN_MAX, WATCH_KNOWN_NAMES_LISTED_MAX,
+    KEEPER_SUMMARY_EVERY_MS, WATCHED_CHILDREN_MAX,
 };
-use crate::vici::sa::{lossy_truncated, ChildState, Conn, IkeSa, IkeState, Name};
+use crate::vici::sa::{lossy_truncated, ChildState, IkeSa, IkeState, Name};
 
 /// Failure label the keeper uses when charon never answered an `initiate` in time.
 pub const CAUSE_NO_RESULT: &str = "no-result";
+/// Failure label when charon answers that the child's configuration does not exist.
+pub const CAUSE_NOT_CONFIGURED: &str = "not-configured";
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -162,191 +171,10 @@ impl KeeperSettings {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Watch plan
+// Watch list
 // ---------------------------------------------------------------------------------------------
 
-/// Why a child is on the watch list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatchReason {
-    /// Named with `--watch` / the config.
-    Named,
-    /// Its connection was named with `--watch`.
-    NamedConnection,
-    /// Discovered as route-based (if_id or mark): no trap policy can bring it back.
-    RouteBased,
-}
-
-impl fmt::Display for WatchReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            WatchReason::Named => "named in `watch`",
-            WatchReason::NamedConnection => "its connection is named in `watch`",
-            WatchReason::RouteBased => "route-based (if_id or mark), found in list-conns",
-        })
-    }
-}
-
-/// One child the keeper should watch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedChild {
-    /// Child name.
-    pub child: Name,
-    /// Its connection (IKE_SA) name.
-    pub ike: Name,
-    /// Why it is watched.
-    pub reason: WatchReason,
-}
-
-/// The watch list `swandog check` prints and the keeper loads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WatchPlan {
-    /// The children, in configuration order.
-    pub children: Vec<PlannedChild, WATCHED_CHILDREN_MAX>,
-    /// Children that did not fit (`WATCHED_CHILDREN_MAX`).
-    pub left_out: u16,
-}
-
-impl WatchPlan {
-    fn add(&mut self, child: &Name, ike: &Name, reason: WatchReason) {
-        if self
-            .children
-            .iter()
-            .any(|p| p.child == *child && p.ike == *ike)
-        {
-            return;
-        }
-        let planned = PlannedChild {
-            child: child.clone(),
-            ike: ike.clone(),
-            reason,
-        };
-        if self.children.push(planned).is_err() {
-            self.left_out = self.left_out.saturating_add(1);
-        }
-    }
-}
-
-impl fmt::Display for WatchPlan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.children.is_empty() {
-            return f.write_str(
-                "watching nothing: no route-based child configured; name children with --watch",
-            );
-        }
-        write!(f, "watching {} children:", self.children.len())?;
-        for p in &self.children {
-            write!(f, "\n  {} (IKE {}): {}", p.child, p.ike, p.reason)?;
-        }
-        if self.left_out > 0 {
-            write!(
-                f,
-                "\n  ... and {} more left out (at most {WATCHED_CHILDREN_MAX} children)",
-                self.left_out
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// `--watch` named something charon does not have configured; its `Display` lists what is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownNames<'a> {
-    /// The names not found (first `UNKNOWN_NAMES_MAX`).
-    pub unknown: Vec<&'a str, UNKNOWN_NAMES_MAX>,
-    /// Further names not found.
-    pub unknown_more: u16,
-    /// What `list-conns` reported, for the listing.
-    pub conns: &'a [Conn],
-}
-
-/// Unknown `--watch` names kept for the error message.
-const UNKNOWN_NAMES_MAX: usize = 4;
-
-impl fmt::Display for UnknownNames<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("--watch names what charon does not have configured: ")?;
-        list(f, self.unknown.iter().copied())?;
-        if self.unknown_more > 0 {
-            write!(f, " and {} more", self.unknown_more)?;
-        }
-        if self.conns.is_empty() {
-            return f.write_str("; charon has no connections loaded (swanctl --load-all?)");
-        }
-        f.write_str("; configured children: ")?;
-        let children = self.conns.iter().flat_map(|c| c.children.iter());
-        list(f, children.map(|c| c.name.as_str()))?;
-        f.write_str("; connections: ")?;
-        list(f, self.conns.iter().map(|c| c.name.as_str()))
-    }
-}
-
-/// Writes names comma-separated, at most `WATCH_KNOWN_NAMES_LISTED_MAX` of them.
-fn list<'a>(f: &mut fmt::Formatter<'_>, names: impl Iterator<Item = &'a str>) -> fmt::Result {
-    let mut more = 0u32;
-    for (i, n) in names.enumerate() {
-        if i >= WATCH_KNOWN_NAMES_LISTED_MAX {
-            more += 1;
-            continue;
-        }
-        if i > 0 {
-            f.write_str(", ")?;
-        }
-        f.write_str(n)?;
-    }
-    if more > 0 {
-        write!(f, " and {more} more")?;
-    }
-    Ok(())
-}
-
-/// Builds the watch list from `--watch` names (each may hold several, comma-separated) and the
-/// connections of `list-conns`. A name matches a child, or else a connection (all its
-/// children). With no names, every route-based child is watched.
-pub fn plan_watch<'a>(named: &[&'a str], conns: &'a [Conn]) -> Result<WatchPlan, UnknownNames<'a>> {
-    let mut plan = WatchPlan::default();
-    let mut bad = UnknownNames {
-        unknown: Vec::new(),
-        unknown_more: 0,
-        conns,
-    };
-    let mut any_named = false;
-    for name in named.iter().flat_map(|n| n.split(',')).map(str::trim) {
-        if name.is_empty() {
-            continue;
-        }
-        any_named = true;
-        let mut found = false;
-        for conn in conns {
-            for child in conn.children.iter().filter(|c| c.name == name) {
-                plan.add(&child.name, &conn.name, WatchReason::Named);
-                found = true;
-            }
-        }
-        if !found {
-            for conn in conns.iter().filter(|c| c.name == name) {
-                for child in &conn.children {
-                    plan.add(&child.name, &conn.name, WatchReason::NamedConnection);
-                }
-                found = true;
-            }
-        }
-        if !found && !bad.unknown.contains(&name) && bad.unknown.push(name).is_err() {
-            bad.unknown_more = bad.unknown_more.saturating_add(1);
-        }
-    }
-    if !any_named {
-        for conn in conns {
-            for child in conn.children.iter().filter(|c| c.route_based) {
-                plan.add(&child.name, &conn.name, WatchReason::RouteBased);
-            }
-        }
-    }
-    if bad.unknown.is_empty() {
-        Ok(plan)
-    } else {
-        Err(bad)
-    }
-}
+pub use super::plan::WatchReason;
 
 /// The watch list is full, or a name does not fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -631,6 +459,8 @@ pub enum KeptState {
         /// Time of the next attempt.
         until: Millis,
     },
+    /// Set aside: charon no longer has it configured, or `watch` no longer names it.
+    NotKept,
 }
 
 impl fmt::Display for KeptState {
@@ -641,6 +471,7 @@ impl fmt::Display for KeptState {
             KeptState::Down => "down",
             KeptState::Connecting => "connecting",
             KeptState::Waiting { .. } => "waiting",
+            KeptState::NotKept => "not kept",
         })
     }
 }
@@ -713,7 +544,15 @@ enum Phase {
     Unknown,
     Up,
     Down,
-    Initiating { started: Millis },
+    /// Due and handed over: waiting for the shell's worker to take the `initiate`
+    /// ([`Keeper::next_job`]). No deadline runs yet: the worker runs one call at a time, each
+    /// with its own deadline, so a long queue is not charon failing to answer.
+    Queued {
+        at: Millis,
+    },
+    Initiating {
+        started: Millis,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -776,6 +615,55 @@ struct Watched {
     /// The CHILD_SA a stale restart terminates: not counted as up while it lingers.
     terminating: Option<u32>,
     seen: Seen,
+    /// Kept: configured in charon (and planned) as of the last `list-conns`. A child set aside
+    /// keeps its place and counters until a new child needs the place.
+    configured: bool,
+    /// Shown by the running `list-conns`.
+    listed: bool,
+    /// Kept by the plan in the running `list-conns`.
+    planned: bool,
+}
+
+impl Watched {
+    fn new(name: Name, ike: usize, reason: WatchReason) -> Watched {
+        Watched {
+            name,
+            ike,
+            reason,
+            phase: Phase::Unknown,
+            since: 0,
+            up_observed: false,
+            last_event_at: None,
+            sas: Vec::new(),
+            level: 0,
+            attempts: 0,
+            initiates: 0,
+            reinitiations: 0,
+            last_failure: None,
+            failure_reported: false,
+            next_attempt_at: None,
+            latest_at: 0,
+            busy: false,
+            summaries: 0,
+            basis: Basis::RoleInitiator,
+            flaps: 0,
+            quiet_since: None,
+            quiet_drops: 0,
+            quiet_summaries: 0,
+            stale: StaleWatch {
+                tracked: None,
+                frozen_since: 0,
+                reported: false,
+                restart_armed: true,
+            },
+            terminate: None,
+            terminating: None,
+            seen: Seen::default(),
+            configured: true,
+            listed: false,
+            planned: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -823,6 +711,8 @@ pub struct Keeper {
     last_snapshot_at: Option<Millis>,
     reconcile_requested_at: Option<Millis>,
     last_initiate_at: Option<Millis>,
+    /// A `list-conns` is being read ([`Keeper::begin_conns`]).
+    listing: bool,
 }
 
 /// Whether an address says nothing about one endpoint (`%any`, a subnet, a range, empty).
@@ -904,6 +794,7 @@ impl Keeper {
             last_snapshot_at: None,
             reconcile_requested_at: None,
             last_initiate_at: None,
+            listing: false,
         }
     }
 
@@ -912,19 +803,43 @@ impl Keeper {
         &self.settings
     }
 
-    /// Watches `child` of connection `ike`; watching it again only updates the reason.
-    pub fn watch(&mut self, child: &str, ike: &str, reason: WatchReason) -> Result<(), WatchError> {
+    /// Watches `child` of connection `ike`; watching it again only updates the reason. Returns
+    /// whether it is new to the watch list (or back on it after [`Keeper::end_conns`] set it
+    /// aside). When the list is full, a set-aside child's place is taken; only when none is left
+    /// is the list [`WatchError::Full`].
+    pub fn watch(
+        &mut self,
+        child: &str,
+        ike: &str,
+        reason: WatchReason,
+    ) -> Result<bool, WatchError> {
         let child_name = Name::try_from(child).map_err(|_| WatchError::NameTooLong)?;
         let ike_name = Name::try_from(ike).map_err(|_| WatchError::NameTooLong)?;
-        if let Some(i) = self.find(child, ike) {
-            self.children[i].reason = reason;
-            return Ok(());
+        let listing = self.listing;
+        if let Some(i) = self.find_any(child, ike) {
+            let w = &mut self.children[i];
+            w.reason = reason;
+            w.planned = true;
+            w.listed |= listing;
+            if w.configured {
+                return Ok(false);
+            }
+            w.configured = true;
+            return Ok(true);
         }
-        if self.children.is_full() {
-            return Err(WatchError::Full);
-        }
+        // A place: a free one, else one of a child set aside (its queued lines go with it).
+        let slot = if self.children.is_full() {
+            let j = self
+                .children
+                .iter()
+                .position(|w| !w.configured)
+                .ok_or(WatchError::Full)?;
+            Some(j)
+        } else {
+            None
+        };
         let ike = match self.ikes.iter().position(|e| e.name == ike_name) {
-            Some(i) => i,
+            Some(e) => e,
             None => {
                 let entry = IkeEntry {
                     name: ike_name,
@@ -935,56 +850,116 @@ impl Keeper {
                     dup_reported: 0,
                     dup_first_seen: None,
                 };
-                self.ikes.push(entry).map_err(|_| WatchError::Full)?;
-                self.ikes.len() - 1
+                if !self.ikes.is_full() {
+                    let _ = self.ikes.push(entry);
+                    self.ikes.len() - 1
+                } else {
+                    // At most one entry per watched child, so with a place taken from a child
+                    // set aside, one entry no other child uses is there to reuse.
+                    let children = &self.children;
+                    let unused = (0..self.ikes.len()).find(|&e| {
+                        !children
+                            .iter()
+                            .enumerate()
+                            .any(|(k, w)| Some(k) != slot && w.ike == e)
+                    });
+                    let e = unused.ok_or(WatchError::Full)?;
+                    self.purge_reports(Subject::Ike(e));
+                    self.ikes[e] = entry;
+                    e
+                }
             }
         };
-        let watched = Watched {
-            name: child_name,
-            ike,
-            reason,
-            phase: Phase::Unknown,
-            since: 0,
-            up_observed: false,
-            last_event_at: None,
-            sas: Vec::new(),
-            level: 0,
-            attempts: 0,
-            initiates: 0,
-            reinitiations: 0,
-            last_failure: None,
-            failure_reported: false,
-            next_attempt_at: None,
-            latest_at: 0,
-            busy: false,
-            summaries: 0,
-            basis: Basis::RoleInitiator,
-            flaps: 0,
-            quiet_since: None,
-            quiet_drops: 0,
-            quiet_summaries: 0,
-            stale: StaleWatch {
-                tracked: None,
-                frozen_since: 0,
-                reported: false,
-                restart_armed: true,
-            },
-            terminate: None,
-            terminating: None,
-            seen: Seen::default(),
-        };
-        self.children.push(watched).map_err(|_| WatchError::Full)
+        let mut watched = Watched::new(child_name, ike, reason);
+        watched.listed = listing;
+        match slot {
+            Some(j) => {
+                self.purge_reports(Subject::Child(j));
+                self.children[j] = watched;
+                Ok(true)
+            }
+            None => self
+                .children
+                .push(watched)
+                .map(|()| true)
+                .map_err(|_| WatchError::Full),
+        }
     }
 
-    /// Watches every child of a plan; returns how many did not fit.
-    pub fn watch_plan(&mut self, plan: &WatchPlan) -> u16 {
-        let mut left_out = plan.left_out;
-        for p in &plan.children {
-            if self.watch(&p.child, &p.ike, p.reason).is_err() {
-                left_out = left_out.saturating_add(1);
+    /// A `list-conns` starts: every watched child must show up in it again to stay watched.
+    pub fn begin_conns(&mut self) {
+        self.listing = true;
+        for w in self.children.iter_mut() {
+            w.listed = false;
+            w.planned = false;
+        }
+    }
+
+    /// A child that the running `list-conns` shows configured (watched or not).
+    pub fn conn_child(&mut self, child: &str, ike: &str) {
+        if let Some(i) = self.find_any(child, ike) {
+            self.children[i].listed = true;
+        }
+    }
+
+    /// The running `list-conns` is complete: a watched child charon no longer has configured
+    /// (or, when the plan names children, that the plan no longer names) is set aside: no
+    /// re-initiation, shown as such in `status`. Each one set aside goes to `on_set_aside` with
+    /// whether charon still has it configured (the caller words one line for all of them). With
+    /// `keep_seen`, children found route-based in `list-sas` stay watched while charon has them
+    /// configured.
+    pub fn end_conns(
+        &mut self,
+        now: Millis,
+        keep_seen: bool,
+        on_set_aside: &mut dyn FnMut(&Name, bool),
+    ) {
+        if !core::mem::replace(&mut self.listing, false) {
+            return;
+        }
+        for i in 0..self.children.len() {
+            let w = &self.children[i];
+            let seen_kept = keep_seen && w.reason == WatchReason::RouteBasedSeen;
+            if !w.configured || (w.listed && (w.planned || seen_kept)) {
+                continue;
+            }
+            let listed = w.listed;
+            self.set_aside(i, now);
+            on_set_aside(&self.children[i].name, listed);
+        }
+    }
+
+    /// A `list-conns` that failed midway: nothing is set aside on its partial view.
+    pub fn abort_conns(&mut self) {
+        self.listing = false;
+    }
+
+    fn set_aside(&mut self, i: usize, now: Millis) {
+        let w = &mut self.children[i];
+        let fresh = Watched::new(w.name.clone(), w.ike, w.reason);
+        *w = Watched {
+            configured: false,
+            since: now,
+            initiates: w.initiates,
+            reinitiations: w.reinitiations,
+            ..fresh
+        };
+    }
+
+    fn purge_reports(&mut self, subject: Subject) {
+        for _ in 0..self.queue.len() {
+            if let Some(q) = self.queue.pop_front() {
+                let same = match (q.subject, subject) {
+                    (Subject::Child(a), Subject::Child(b)) | (Subject::Ike(a), Subject::Ike(b)) => {
+                        a == b
+                    }
+                    _ => false,
+                };
+                if !same {
+                    let _ = self.queue.push_back(q);
+                }
             }
         }
-        left_out
     }
 
     /// Configured endpoints of a connection (from `list-conns`), used by `Role::Auto` until an
@@ -1000,21 +975,17 @@ impl Keeper {
         true
     }
 
-    /// [`Keeper::set_endpoints`] for every connection of `list-conns`.
-    pub fn set_conn_endpoints(&mut self, conns: &[Conn]) {
-        for c in conns {
-            self.set_endpoints(&c.name, &c.local_addr, &c.remote_addr);
-        }
-    }
-
     /// New knobs (SIGHUP): watched children, their state and backoff are kept.
     pub fn set_settings(&mut self, settings: KeeperSettings) {
         self.settings = settings.sanitized();
     }
 
-    /// Whether a child of that name is watched (under any connection).
+    /// Whether a child of that name is watched (under any connection; a child set aside by
+    /// [`Keeper::end_conns`] is not).
     pub fn is_watched(&self, child: &str) -> bool {
-        self.children().any(|c| c.name == child)
+        self.children
+            .iter()
+            .any(|w| w.configured && w.name == child)
     }
 
     /// Throttle hook (issue 6): when `slow`, re-initiations go one child at a time, at least
@@ -1092,7 +1063,7 @@ impl Keeper {
         };
         let cause = DownCause::classify(ike, false);
         for i in 0..self.children.len() {
-            if self.children[i].ike != e {
+            if self.children[i].ike != e || !self.children[i].configured {
                 continue;
             }
             let w = &mut self.children[i];
@@ -1135,7 +1106,11 @@ impl Keeper {
             let entry = &mut self.ikes[e];
             entry.established_seen = entry.established_seen.saturating_add(1);
         }
-        for w in self.children.iter_mut().filter(|w| w.ike == e) {
+        for w in self
+            .children
+            .iter_mut()
+            .filter(|w| w.ike == e && w.configured)
+        {
             let seen = &mut w.seen;
             if ike.state == IkeState::Connecting {
                 seen.busy = true;
@@ -1181,6 +1156,9 @@ impl Keeper {
         for i in 0..self.children.len() {
             let w = &mut self.children[i];
             let seen = core::mem::take(&mut w.seen);
+            if !w.configured {
+                continue;
+            }
             if !seen.terminating_listed && !seen.uncertain {
                 w.terminating = None;
             }
@@ -1265,7 +1243,9 @@ impl Keeper {
     // ---- output ------------------------------------------------------------------------------
 
     /// Hands every due action to `emit`, in the order the shell should carry them out.
-    pub fn poll(&mut self, now: Millis, emit: &mut impl FnMut(KeeperAction)) {
+    ///
+    /// `emit` returns whether it took the action; a refused report waits for the next poll.
+    pub fn poll(&mut self, now: Millis, emit: &mut impl FnMut(KeeperAction) -> bool) {
         self.drain(emit);
         if self.last_snapshot_at.is_none()
             && self.reconcile_requested_at.is_none()
@@ -1283,12 +1263,6 @@ impl Keeper {
                 if now >= started.saturating_add(timeout) {
                     self.fail(i, now, CAUSE_NO_RESULT);
                 }
-            }
-            if let Some(uid) = self.children[i].terminate.take() {
-                emit(KeeperAction::Terminate {
-                    child: self.children[i].name.clone(),
-                    child_uniqueid: uid,
-                });
             }
             self.summarize(i, now);
         }
@@ -1318,17 +1292,48 @@ impl Keeper {
                 break;
             };
             let w = &mut self.children[i];
-            w.phase = Phase::Initiating { started: now };
-            w.attempts = w.attempts.saturating_add(1);
-            w.initiates = w.initiates.saturating_add(1);
+            w.phase = Phase::Queued { at: now };
             w.next_attempt_at = None;
             self.last_initiate_at = Some(now);
-            emit(KeeperAction::Initiate {
-                child: w.name.clone(),
-                ike: self.ikes[w.ike].name.clone(),
-            });
         }
         self.drain(emit);
+    }
+
+    /// The next VICI call to make, one at a time, when the shell's worker is free: a stale
+    /// restart's `Terminate` first, then the `Initiate` queued longest ago. An `Initiate` taken
+    /// here counts as sent, and its deadline (`initiate_timeout_ms` plus
+    /// `KEEPER_INITIATE_MARGIN_MS`) starts now — not when it was queued, so a site outage that
+    /// queues every child at once is not read as charon failing to answer the last of them.
+    pub fn next_job(&mut self, now: Millis) -> Option<KeeperAction> {
+        if let Some(w) = self.children.iter_mut().find(|w| w.terminate.is_some()) {
+            let uid = w.terminate.take()?;
+            return Some(KeeperAction::Terminate {
+                child: w.name.clone(),
+                child_uniqueid: uid,
+            });
+        }
+        let i = (0..self.children.len())
+            .filter_map(|i| match self.children[i].phase {
+                Phase::Queued { at } => Some((at, i)),
+                _ => None,
+            })
+            .min()?
+            .1;
+        let w = &mut self.children[i];
+        w.phase = Phase::Initiating { started: now };
+        w.attempts = w.attempts.saturating_add(1);
+        w.initiates = w.initiates.saturating_add(1);
+        Some(KeeperAction::Initiate {
+            child: w.name.clone(),
+            ike: self.ikes[w.ike].name.clone(),
+        })
+    }
+
+    /// Whether [`Keeper::next_job`] has something.
+    pub fn has_job(&self) -> bool {
+        self.children
+            .iter()
+            .any(|w| w.terminate.is_some() || matches!(w.phase, Phase::Queued { .. }))
     }
 
     /// When [`Keeper::poll`] next has something to do; `None` when only an input can change
@@ -1336,7 +1341,6 @@ impl Keeper {
     pub fn next_wake(&self) -> Option<Millis> {
         if !self.queue.is_empty()
             || self.reports_dropped != self.reports_dropped_told
-            || self.children.iter().any(|w| w.terminate.is_some())
             || (self.last_snapshot_at.is_none()
                 && self.reconcile_requested_at.is_none()
                 && !self.children.is_empty())
@@ -1367,7 +1371,10 @@ impl Keeper {
                     at(w.since.saturating_add(KEEPER_QUIET_EXIT_UP_MS));
                 }
                 at(q.saturating_add(summary_offset(w.quiet_summaries)));
-            } else if matches!(w.phase, Phase::Down | Phase::Initiating { .. }) {
+            } else if matches!(
+                w.phase,
+                Phase::Down | Phase::Queued { .. } | Phase::Initiating { .. }
+            ) {
                 at(w.since.saturating_add(summary_offset(w.summaries)));
             }
         }
@@ -1378,9 +1385,10 @@ impl Keeper {
     pub fn children(&self) -> impl Iterator<Item = ChildStatus<'_>> + '_ {
         self.children.iter().map(move |w| {
             let state = match w.phase {
+                _ if !w.configured => KeptState::NotKept,
                 Phase::Unknown => KeptState::Unknown,
                 Phase::Up => KeptState::Up,
-                Phase::Initiating { .. } => KeptState::Connecting,
+                Phase::Queued { .. } | Phase::Initiating { .. } => KeptState::Connecting,
                 Phase::Down if w.busy => KeptState::Connecting,
                 Phase::Down => match w.next_attempt_at {
                     Some(until) => KeptState::Waiting { until },
@@ -1407,7 +1415,13 @@ impl Keeper {
 
     // ---- internals ---------------------------------------------------------------------------
 
+    /// A watched child (not one set aside).
     fn find(&self, child: &str, ike: &str) -> Option<usize> {
+        self.find_any(child, ike)
+            .filter(|&i| self.children[i].configured)
+    }
+
+    fn find_any(&self, child: &str, ike: &str) -> Option<usize> {
         self.children
             .iter()
             .position(|w| w.name == child && self.ikes[w.ike].name == ike)
@@ -1445,32 +1459,42 @@ impl Keeper {
         }
     }
 
-    fn drain(&mut self, emit: &mut impl FnMut(KeeperAction)) {
-        while let Some(q) = self.queue.pop_front() {
-            let (subject, ike) = match q.subject {
-                Subject::Child(i) => match self.children.get(i) {
-                    Some(w) => (w.name.clone(), self.ikes[w.ike].name.clone()),
-                    None => continue,
-                },
-                Subject::Ike(e) => match self.ikes.get(e) {
-                    Some(entry) => (entry.name.clone(), entry.name.clone()),
-                    None => continue,
-                },
+    /// Hands queued reports out until `emit` refuses one (its line queue is full): the rest
+    /// stay here for the next poll, and [`Keeper::next_wake`] says "at once".
+    fn drain(&mut self, emit: &mut impl FnMut(KeeperAction) -> bool) {
+        while let Some(q) = self.queue.front().copied() {
+            let named = match q.subject {
+                Subject::Child(i) => self
+                    .children
+                    .get(i)
+                    .map(|w| (w.name.clone(), self.ikes[w.ike].name.clone())),
+                Subject::Ike(e) => self
+                    .ikes
+                    .get(e)
+                    .map(|entry| (entry.name.clone(), entry.name.clone())),
             };
-            emit(KeeperAction::Report(KeeperReport {
-                subject,
-                ike,
-                kind: q.kind,
-            }));
+            if let Some((subject, ike)) = named {
+                let report = KeeperReport {
+                    subject,
+                    ike,
+                    kind: q.kind,
+                };
+                if !emit(KeeperAction::Report(report)) {
+                    return;
+                }
+            }
+            self.queue.pop_front();
         }
         if self.reports_dropped != self.reports_dropped_told {
             let count = self.reports_dropped.wrapping_sub(self.reports_dropped_told);
-            self.reports_dropped_told = self.reports_dropped;
-            emit(KeeperAction::Report(KeeperReport {
+            let report = KeeperReport {
                 subject: lossy_truncated(b"keeper"),
                 ike: Name::new(),
                 kind: ReportKind::ReportsDropped { count },
-            }));
+            };
+            if emit(KeeperAction::Report(report)) {
+                self.reports_dropped_told = self.reports_dropped;
+            }
         }
     }
 
@@ -1506,11 +1530,9 @@ impl Keeper {
             return Some(due);
         }
         let force = w.latest_at.max(due);
-        let other_in_flight = self
-            .children
-            .iter()
-            .enumerate()
-            .any(|(j, o)| j != i && matches!(o.phase, Phase::Initiating { .. }));
+        let other_in_flight = self.children.iter().enumerate().any(|(j, o)| {
+            j != i && matches!(o.phase, Phase::Queued { .. } | Phase::Initiating { .. })
+        });
         if other_in_flight {
             return Some(force);
         }
@@ -1564,7 +1586,7 @@ impl Keeper {
                 w.since = now;
                 w.up_observed = false;
             }
-            Phase::Down | Phase::Initiating { .. } => {
+            Phase::Down | Phase::Queued { .. } | Phase::Initiating { .. } => {
                 let after_ms = now.saturating_sub(w.since);
                 let attempts = w.attempts;
                 if attempts > 0 {
@@ -1703,7 +1725,10 @@ impl Keeper {
                 };
                 self.report(Subject::Child(i), kind);
             }
-        } else if matches!(w.phase, Phase::Down | Phase::Initiating { .. }) {
+        } else if matches!(
+            w.phase,
+            Phase::Down | Phase::Queued { .. } | Phase::Initiating { .. }
+        ) {
             let due = summaries_due(now.saturating_sub(w.since));
             if due > w.summaries {
                 w.summaries = due;
@@ -1814,6 +1839,7 @@ pub fn cause_text(label: &'static str) -> &'static str {
         "unknown" => "no known cause in charon's log",
         "timeout" => "initiate timed out",
         CAUSE_NO_RESULT => "no answer from charon to initiate",
+        CAUSE_NOT_CONFIGURED => "charon has no such configuration (removed by swanctl --load-all?)",
         other => other,
     }
 }
@@ -1968,7 +1994,7 @@ impl fmt::Display for KeeperReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vici::sa::{ChildConf, ChildSa};
+    use crate::vici::sa::ChildSa;
     use std::collections::BTreeMap;
     use std::string::{String as Text, ToString};
     use std::vec::Vec as List;
@@ -2017,7 +2043,13 @@ mod tests {
 
     fn drain(k: &mut Keeper, now: Millis) -> List<KeeperAction> {
         let mut out = List::new();
-        k.poll(now, &mut |a| out.push(a));
+        k.poll(now, &mut |a| {
+            out.push(a);
+            true
+        });
+        while let Some(job) = k.next_job(now) {
+            out.push(job);
+        }
         out
     }
 
@@ -3037,77 +3069,6 @@ mod tests {
         assert_eq!(Span(125_000).to_string(), "2 min 5 s");
         assert_eq!(Span(2 * 86_400_000 + 3 * 3_600_000).to_string(), "2 d 3 h");
         assert_eq!(Span(u64::MAX).to_string(), "213503982334 d 14 h");
-    }
-
-    #[test]
-    fn watch_plan_defaults_to_route_based_children_and_names_why() {
-        let conns = conns();
-        let plan = plan_watch(&[], &conns).unwrap();
-        assert_eq!(
-            plan.to_string(),
-            "watching 2 children:\n  \
-             con2_1 (IKE con2): route-based (if_id or mark), found in list-conns\n  \
-             con3_1 (IKE con3): route-based (if_id or mark), found in list-conns"
-        );
-        let plan = plan_watch(&["con1_1, con3"], &conns).unwrap();
-        let got: List<(&str, &str, WatchReason)> = plan
-            .children
-            .iter()
-            .map(|p| (p.child.as_str(), p.ike.as_str(), p.reason))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("con1_1", "con1", WatchReason::Named),
-                ("con3_1", "con3", WatchReason::NamedConnection),
-                ("con3_2", "con3", WatchReason::NamedConnection),
-            ]
-        );
-        let mut k = Keeper::new(KeeperSettings::default(), 1);
-        assert_eq!(k.watch_plan(&plan), 0);
-        assert_eq!(k.children().count(), 3);
-        assert!(plan_watch(&[], &[])
-            .unwrap()
-            .to_string()
-            .starts_with("watching nothing"));
-    }
-
-    #[test]
-    fn unknown_watch_names_are_reported_with_the_configured_ones() {
-        let conns = conns();
-        let err = plan_watch(&["con1_1", "con9", "con9", "con2_7"], &conns).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "--watch names what charon does not have configured: con9, con2_7; \
-             configured children: con1_1, con2_1, con3_1, con3_2; connections: con1, con2, con3"
-        );
-        let err = plan_watch(&["x"], &[]).unwrap_err();
-        assert!(err
-            .to_string()
-            .ends_with("charon has no connections loaded (swanctl --load-all?)"));
-    }
-
-    fn conns() -> List<Conn> {
-        let conn = |n: &str, children: &[(&str, bool)]| {
-            let mut c = Conn {
-                name: name(n),
-                ..Conn::default()
-            };
-            for (child, route_based) in children {
-                c.children
-                    .push(ChildConf {
-                        name: name(child),
-                        route_based: *route_based,
-                    })
-                    .unwrap();
-            }
-            c
-        };
-        List::from([
-            conn("con1", &[("con1_1", false)]),
-            conn("con2", &[("con2_1", true)]),
-            conn("con3", &[("con3_1", true), ("con3_2", false)]),
-        ])
     }
 
     #[test]

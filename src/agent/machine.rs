@@ -3,18 +3,22 @@
 //! [`Action`]s: syslog lines, VICI jobs, status writes.
 //!
 //! ```
-//! use swandog::agent::{Action, Agent, Settings};
+//! use swandog::agent::{Agent, Job, Settings};
 //!
 //! let mut agent = Agent::new(Settings::default(), 1);
 //! agent.on_vici_link(0, true, false);
-//! let mut jobs = 0;
-//! agent.poll(0, &mut |a| if let Action::Job(_) = a { jobs += 1 });
-//! assert!(jobs >= 1, "a fresh link asks for list-conns and list-sas");
+//! agent.poll(0, &mut |_| {});
+//! // The shell's worker takes VICI calls one at a time, when it is free.
+//! assert_eq!(agent.next_job(0), Some(Job::ListConns), "a fresh link learns the configuration");
+//! assert_eq!(agent.next_job(0), Some(Job::ListSas), "then the SAs");
+//! assert_eq!(agent.next_job(0), None);
 //! ```
 
 use core::fmt::Write;
 
 use heapless::{Deque, String, Vec};
+
+use super::plan::WatchNames;
 use log::Level;
 
 use super::correlate::{format_dpd_line, verdict, LoadThresholds, RateClass, RateTracker, Verdict};
@@ -24,15 +28,15 @@ use super::diagnose::{
 };
 use super::history::LoadHistory;
 use super::keeper::{
-    cause_text, plan_watch, InitiateOutcome, Keeper, KeeperAction, KeeperReport, KeeperSettings,
-    KeptState, ReportKind, Span, WatchReason,
+    cause_text, InitiateOutcome, Keeper, KeeperAction, KeeperReport, KeeperSettings, KeptState,
+    ReportKind, Span, WatchError, WatchReason, CAUSE_NOT_CONFIGURED,
 };
 use super::lines::LineQueue;
 use super::throttle::{Pace, Throttle, ThrottleSettings};
 use super::Millis;
 use crate::limits::{
-    AGENT_JOBS_PER_POLL_MAX, DPD_RECORDS_MAX, INITIATES_IN_FLIGHT_MAX, KEEPER_ACTIONS_PER_POLL_MAX,
-    LINE_MAX_BYTES, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS, WATCHED_CHILDREN_MAX,
+    DPD_RECORDS_MAX, INITIATES_IN_FLIGHT_MAX, LINE_MAX_BYTES, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS,
+    WATCHED_CHILDREN_MAX,
 };
 use crate::report::status::sparkline;
 use crate::report::table::json_str;
@@ -110,28 +114,16 @@ pub enum Job {
 pub enum Action {
     /// Log one line.
     Log(Level, Line),
-    /// Run a VICI command.
-    Job(Job),
+    /// VICI calls are waiting: wake the worker, which takes them one at a time with
+    /// [`Agent::next_job`] (they wait in the agent, so none can be lost to a full queue).
+    Work,
     /// Rewrite the status snapshot (ask `render_status`).
     WriteStatus,
 }
 
-/// A finished VICI command, as the worker hands it back.
+/// A finished VICI command, as the worker hands it back (`list-sas` and `list-conns` are
+/// streamed instead: [`Agent::on_sa`], [`Agent::on_conn`]).
 pub enum CommandDone<'a> {
-    /// `list-sas` answered (or failed).
-    Sas {
-        /// The IKE_SAs.
-        result: Result<&'a [IkeSa], ClientError>,
-        /// IKE_SAs beyond capacity, not stored.
-        overflow: u32,
-    },
-    /// `list-conns` answered.
-    Conns {
-        /// The connections.
-        result: Result<&'a [Conn], ClientError>,
-        /// Connections beyond capacity.
-        overflow: u32,
-    },
     /// `initiate` finished.
     Initiated {
         /// Which child.
@@ -176,6 +168,13 @@ pub struct Counters {
     pub sample_errors: u32,
     /// VICI link losses.
     pub link_losses: u32,
+    /// `watch` names the last `list-conns` did not have.
+    pub watch_names_missing: u32,
+    /// Children the plan would keep that did not fit the watch list (`WATCHED_CHILDREN_MAX`),
+    /// as of the last `list-conns`.
+    pub watch_left_out: u32,
+    /// Watched children set aside because charon's configuration no longer has them.
+    pub children_unconfigured: u32,
 }
 
 /// The agent.
@@ -193,7 +192,18 @@ pub struct Agent {
     keeper: Keeper,
     throttle: Throttle,
     pending: LineQueue,
-    jobs: Deque<Job, AGENT_JOBS_PER_POLL_MAX>,
+    /// The operator's `watch` names, resolved against every `list-conns`.
+    plan: WatchNames,
+    /// VICI calls wanted besides the keeper's (which wait inside the keeper).
+    want_conns: bool,
+    want_sas: bool,
+    /// The `list-conns` being read; children left out of a full watch list in it, the first one.
+    conns_reading: bool,
+    left_out: u32,
+    left_out_first: Option<Name>,
+    /// Children the running `list-conns` added to the watch list (names, then a count).
+    added: Line,
+    added_more: u32,
     link_up: bool,
     link_since: Millis,
     alerts: bool,
@@ -206,9 +216,11 @@ pub struct Agent {
     counters: Counters,
     /// VICI calls failed in a row, and the kinds of failure already logged in this streak.
     command_streak: u32,
-    command_errors_logged: Vec<core::mem::Discriminant<ClientError>, 4>,
-    /// Tables whose overflow was logged (once each; `counters.table_overflows` counts on).
-    overflows_logged: Vec<&'static str, 4>,
+    /// One per kind of `ClientError` (13): never full.
+    command_errors_logged: Vec<core::mem::Discriminant<ClientError>, 16>,
+    /// Tables whose overflow was logged (once each; `counters.table_overflows` counts on). Sized
+    /// for every `table_overflow` call site.
+    overflows_logged: Vec<&'static str, 8>,
 }
 
 fn line(args: core::fmt::Arguments<'_>) -> Line {
@@ -233,7 +245,14 @@ impl Agent {
             keeper: Keeper::new(settings.keeper, seed),
             throttle: Throttle::new(settings.throttle),
             pending: LineQueue::new(),
-            jobs: Deque::new(),
+            plan: WatchNames::new(&settings.watch),
+            want_conns: false,
+            want_sas: false,
+            conns_reading: false,
+            left_out: 0,
+            left_out_first: None,
+            added: Line::new(),
+            added_more: 0,
             link_up: false,
             link_since: 0,
             alerts: false,
@@ -257,27 +276,68 @@ impl Agent {
         }
     }
 
-    fn job(&mut self, job: Job) {
-        if !self.jobs.iter().any(|j| *j == job) && self.jobs.push_back(job).is_err() {
-            self.table_overflow("VICI jobs in one poll", 1);
+    /// The next VICI call for the shell's worker, which runs them one at a time: the
+    /// configuration first (the plan follows it), then the SAs, then the keeper's terminates and
+    /// initiates. An `initiate` taken here counts as started now.
+    pub fn next_job(&mut self, now: Millis) -> Option<Job> {
+        if !self.link_up {
+            return None;
         }
+        if core::mem::take(&mut self.want_conns) {
+            return Some(Job::ListConns);
+        }
+        if core::mem::take(&mut self.want_sas) {
+            return Some(Job::ListSas);
+        }
+        let timeout_ms = self
+            .settings
+            .keeper
+            .initiate_timeout_ms
+            .min(u64::from(u32::MAX)) as u32;
+        match self.keeper.next_job(now)? {
+            KeeperAction::Initiate { child, ike } => Some(Job::Initiate {
+                child,
+                ike,
+                timeout_ms,
+            }),
+            KeeperAction::Terminate {
+                child,
+                child_uniqueid,
+            } => Some(Job::Terminate {
+                child,
+                child_id: child_uniqueid,
+                timeout_ms,
+            }),
+            KeeperAction::Reconcile | KeeperAction::Report(_) => None,
+        }
+    }
+
+    /// Whether [`Agent::next_job`] has something.
+    pub fn has_job(&self) -> bool {
+        self.link_up && (self.want_conns || self.want_sas || self.keeper.has_job())
     }
 
     /// New settings (SIGHUP): history, DPD records, rates and tunnel state are kept.
     pub fn reload(&mut self, now: Millis, settings: Settings) {
         self.throttle.set_settings(settings.throttle);
         self.keeper.set_settings(settings.keeper);
+        if settings.watch != self.settings.watch {
+            self.plan = WatchNames::new(&settings.watch);
+        }
         if settings.summary_interval_ms != self.settings.summary_interval_ms {
             // The next summary on the new schedule, not one interval of the old one away.
             self.next_summary = now.saturating_add(settings.summary_interval_ms);
         }
         self.settings = settings;
         self.status_dirty = true;
-        if self.link_up {
-            self.job(Job::ListConns);
-            self.job(Job::ListSas);
-        }
+        self.want_conns = true;
+        self.want_sas = true;
         self.next_poll = now;
+    }
+
+    /// What went wrong so far, and what is left out or missing now.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// Load sampling interval right now (stretched when busy).
@@ -331,8 +391,8 @@ impl Agent {
                 )),
             );
             // After a (re)connect, charon may have restarted: learn everything again.
-            self.job(Job::ListConns);
-            self.job(Job::ListSas);
+            self.want_conns = true;
+            self.want_sas = true;
             self.next_poll = now.saturating_add(self.throttle.poll_interval_ms());
         } else {
             self.counters.link_losses = self.counters.link_losses.saturating_add(1);
@@ -439,19 +499,16 @@ impl Agent {
                 true
             }
         };
-        // No reply and DPD have their own lines (keeper summaries, verdicts).
+        // No reply and DPD have their own lines (keeper summaries, verdicts), and so do deletes:
+        // the updown event that follows says who deleted (a local terminate also logs "received
+        // DELETE" for the peer's answer), so the log line is never a second verdict.
         let config_error = matches!(
             cause,
             FailureCause::ProposalMismatch | FailureCause::TsMismatch | FailureCause::AuthFailed
         );
-        if fresh && (config_error || cause == FailureCause::PeerDeleted) {
-            let level = if config_error {
-                Level::Warn
-            } else {
-                Level::Info
-            };
+        if fresh && config_error {
             self.say(
-                level,
+                Level::Warn,
                 line(format_args!(
                     "{subject}: {}: {}",
                     cause.as_str(),
@@ -596,31 +653,159 @@ impl Agent {
         }
     }
 
+    /// A `list-conns` starts (the worker is about to send it). Its connections follow one by one
+    /// (in parts of at most `CHILD_SAS_PER_IKE_MAX` children) through [`Agent::on_conn`], then
+    /// [`Agent::on_conns_done`]: the watch plan is resolved against charon's configuration as it
+    /// is now, with no table of it.
+    pub fn on_conns_begin(&mut self, _now: Millis) {
+        self.conns_reading = true;
+        self.added.clear();
+        self.added_more = 0;
+        self.left_out = 0;
+        self.left_out_first = None;
+        self.plan.begin();
+        self.keeper.begin_conns();
+    }
+
+    /// One connection (or one part of it) of the running `list-conns`.
+    pub fn on_conn(&mut self, conn: &Conn) {
+        if !self.conns_reading {
+            return;
+        }
+        self.keeper
+            .set_endpoints(&conn.name, &conn.local_addr, &conn.remote_addr);
+        for child in &conn.children {
+            self.keeper.conn_child(&child.name, &conn.name);
+        }
+        let Agent {
+            plan,
+            keeper,
+            added,
+            added_more,
+            left_out,
+            left_out_first,
+            ..
+        } = self;
+        plan.conn(
+            conn,
+            &mut |child, ike, reason| match keeper.watch(child, ike, reason) {
+                Ok(true) => {
+                    // One line per listing for everything added: a dozen children under one
+                    // connection is one line, not a dozen.
+                    let sep = if added.is_empty() { "" } else { ", " };
+                    if added.len() + sep.len() + child.len() <= LINE_MAX_BYTES - 40 {
+                        let _ = write!(added, "{sep}{child}");
+                    } else {
+                        *added_more = added_more.saturating_add(1);
+                    }
+                }
+                Ok(false) => {}
+                Err(WatchError::Full | WatchError::NameTooLong) => {
+                    *left_out = left_out.saturating_add(1);
+                    if left_out_first.is_none() {
+                        *left_out_first = Some(child.clone());
+                    }
+                }
+            },
+        );
+    }
+
+    /// The running `list-conns` ended; after a failure nothing is decided on its partial view.
+    pub fn on_conns_done(&mut self, now: Millis, result: Result<(), &ClientError>) {
+        if !core::mem::replace(&mut self.conns_reading, false) {
+            return;
+        }
+        if let Err(e) = result {
+            self.keeper.abort_conns();
+            self.command_failed("list-conns", e);
+            return;
+        }
+        self.command_succeeded();
+        self.plan.end();
+        if !self.added.is_empty() {
+            let more = AndMore(core::mem::take(&mut self.added_more));
+            let text = line(format_args!("watching {}{more}", self.added));
+            self.added.clear();
+            self.say(Level::Info, text);
+        }
+        // Children set aside: one line for those charon dropped, one for those `watch` no longer
+        // names (a reload), whatever their number.
+        let (mut gone, mut gone_more, mut unnamed, mut unnamed_more) =
+            (Line::new(), 0u32, Line::new(), 0u32);
+        let mut unconfigured = 0u32;
+        self.keeper
+            .end_conns(now, self.plan.is_empty(), &mut |child, configured| {
+                let (names, more) = if configured {
+                    (&mut unnamed, &mut unnamed_more)
+                } else {
+                    unconfigured += 1;
+                    (&mut gone, &mut gone_more)
+                };
+                let sep = if names.is_empty() { "" } else { ", " };
+                if names.len() + sep.len() + child.len() <= LINE_MAX_BYTES - 120 {
+                    let _ = write!(names, "{sep}{child}");
+                } else {
+                    *more += 1;
+                }
+            });
+        self.counters.children_unconfigured = self
+            .counters
+            .children_unconfigured
+            .saturating_add(unconfigured);
+        if !gone.is_empty() {
+            self.say(
+                Level::Warn,
+                line(format_args!(
+                    "{gone}{}: no longer in charon's configuration (swanctl --load-all dropped it?); not re-initiated until it is configured again",
+                    AndMore(gone_more)
+                )),
+            );
+        }
+        if !unnamed.is_empty() {
+            self.say(
+                Level::Info,
+                line(format_args!(
+                    "{unnamed}{}: no longer named in `watch`; not kept any more",
+                    AndMore(unnamed_more)
+                )),
+            );
+        }
+        let missing = self.plan.missing_count() as u32;
+        // Once per change of the missing names; "all found" only after some were missing.
+        let was_missing = self.counters.watch_names_missing > 0;
+        if self.plan.missing_changed() && (missing > 0 || was_missing) {
+            let level = if missing > 0 {
+                Level::Warn
+            } else {
+                Level::Info
+            };
+            let text = line(format_args!("{}", self.plan.missing_line()));
+            self.say(level, text);
+        }
+        self.counters.watch_names_missing = missing;
+        if self.left_out != self.counters.watch_left_out {
+            self.counters.watch_left_out = self.left_out;
+            if self.left_out > 0 {
+                self.counters.table_overflows =
+                    self.counters.table_overflows.saturating_add(self.left_out);
+                let first = self.left_out_first.clone().unwrap_or_default();
+                self.say(
+                    Level::Warn,
+                    line(format_args!(
+                        "watch list full: {} children not kept, {first} first (at most {WATCHED_CHILDREN_MAX} watched children, WATCHED_CHILDREN_MAX); name fewer in `watch`",
+                        self.left_out
+                    )),
+                );
+            }
+        }
+        // A child whose configuration just appeared is judged by the next snapshot.
+        self.want_sas = true;
+        self.status_dirty = true;
+    }
+
     /// A VICI command finished.
     pub fn on_command_done(&mut self, now: Millis, done: CommandDone<'_>) {
         match done {
-            CommandDone::Sas { result, overflow } => match result {
-                Ok(ikes) => {
-                    self.command_succeeded();
-                    if overflow > 0 {
-                        self.table_overflow("IKE_SAs in one list-sas", overflow);
-                    }
-                    self.discover(ikes);
-                    self.keeper.on_snapshot(now, ikes.iter());
-                    self.status_dirty = true;
-                }
-                Err(e) => self.command_failed("list-sas", &e),
-            },
-            CommandDone::Conns { result, overflow } => match result {
-                Ok(conns) => {
-                    self.command_succeeded();
-                    if overflow > 0 {
-                        self.table_overflow("connections in one list-conns", overflow);
-                    }
-                    self.plan_watch(conns);
-                }
-                Err(e) => self.command_failed("list-conns", &e),
-            },
             CommandDone::Initiated { child, ike, result } => {
                 let (cause, duplicate) =
                     match self.initiating.iter().position(|(n, _, _)| n == child) {
@@ -633,10 +818,22 @@ impl Agent {
                 let outcome = match result {
                     Ok(reply) => {
                         self.command_succeeded();
+                        // charon's own answer when the child's config is gone: "CHILD_SA config
+                        // 'con2_2' not found" (vici_control.c). The plan follows at once.
+                        let unconfigured = !reply.success
+                            && reply.errmsg.contains("config '")
+                            && reply.errmsg.ends_with("not found");
+                        if unconfigured {
+                            self.want_conns = true;
+                        }
                         InitiateOutcome {
                             ok: reply.success,
                             duplicate,
-                            cause: cause.map(FailureCause::as_str),
+                            cause: if unconfigured {
+                                Some(CAUSE_NOT_CONFIGURED)
+                            } else {
+                                cause.map(FailureCause::as_str)
+                            },
                         }
                     }
                     Err(e) => {
@@ -718,7 +915,7 @@ impl Agent {
 
     /// Route-based children seen up are watched when the operator named none.
     fn discover(&mut self, ikes: &[IkeSa]) {
-        if !self.settings.watch.is_empty() {
+        if !self.plan.is_empty() {
             return;
         }
         for ike in ikes {
@@ -726,9 +923,9 @@ impl Agent {
                 if !self.keeper.is_watched(&child.name) {
                     match self
                         .keeper
-                        .watch(&child.name, &ike.name, WatchReason::RouteBased)
+                        .watch(&child.name, &ike.name, WatchReason::RouteBasedSeen)
                     {
-                        Ok(()) => self.say(
+                        Ok(_) => self.say(
                             Level::Info,
                             line(format_args!(
                                 "{}: watching (route-based child of {}, if-id {}/{})",
@@ -744,39 +941,6 @@ impl Agent {
         }
     }
 
-    fn plan_watch(&mut self, conns: &[Conn]) {
-        self.keeper.set_conn_endpoints(conns);
-        let watch = self.settings.watch.clone();
-        let named: Vec<&str, WATCHED_CHILDREN_MAX> = watch.iter().map(|n| n.as_str()).collect();
-        let planned = plan_watch(&named, conns);
-        match planned {
-            Ok(plan) => {
-                let before = self.keeper.children().count();
-                let missed = self.keeper.watch_plan(&plan);
-                if missed > 0 {
-                    self.table_overflow("watched children", u32::from(missed));
-                }
-                let added = self.keeper.children().count().saturating_sub(before);
-                if added > 0 {
-                    let mut names = Line::new();
-                    for c in self.keeper.children().skip(before) {
-                        let _ = write!(
-                            names,
-                            "{}{}",
-                            if names.is_empty() { "" } else { ", " },
-                            c.name
-                        );
-                    }
-                    self.say(Level::Info, line(format_args!("watching {names}")));
-                }
-            }
-            Err(unknown) => {
-                let text = line(format_args!("{unknown}"));
-                self.say(Level::Warn, text);
-            }
-        }
-    }
-
     /// Runs what is due and hands out actions.
     pub fn poll(&mut self, now: Millis, emit: &mut dyn FnMut(Action)) {
         if let Some(change) = self.throttle.take_change() {
@@ -786,42 +950,36 @@ impl Agent {
             self.status_dirty = true;
         }
         if self.link_up && now >= self.next_poll {
-            self.job(Job::ListSas);
+            // The reconciling poll: the configuration (the plan follows it), then the SAs.
+            self.want_conns = true;
+            self.want_sas = true;
             self.next_poll = now.saturating_add(self.throttle.poll_interval_ms());
         }
         if self.link_up {
-            let mut actions: Deque<KeeperAction, KEEPER_ACTIONS_PER_POLL_MAX> = Deque::new();
-            let mut overflow = false;
-            self.keeper.poll(now, &mut |a| {
-                overflow |= actions.push_back(a).is_err();
-            });
-            if overflow {
-                self.counters.lines_dropped = self.counters.lines_dropped.saturating_add(1);
-            }
-            for action in actions {
-                match action {
-                    KeeperAction::Initiate { child, ike } => self.job(Job::Initiate {
-                        child,
-                        ike,
-                        timeout_ms: self.settings.keeper.initiate_timeout_ms as u32,
-                    }),
-                    KeeperAction::Reconcile => self.job(Job::ListSas),
-                    KeeperAction::Terminate {
-                        child,
-                        child_uniqueid,
-                    } => self.job(Job::Terminate {
-                        child,
-                        child_id: child_uniqueid,
-                        timeout_ms: self.settings.keeper.initiate_timeout_ms as u32,
-                    }),
-                    KeeperAction::Report(report) => {
-                        let level = report_level(&report);
-                        let text = line(format_args!("{report}"));
-                        self.say(level, text);
-                        self.status_dirty = true;
-                    }
+            // Reports go straight to the line queue; calls wait in the keeper (`next_job`).
+            let Agent {
+                keeper,
+                pending,
+                want_sas,
+                status_dirty,
+                ..
+            } = self;
+            // A report that does not fit the line queue stays in the keeper for the next poll
+            // (`next_wake` is then "at once"): a site outage's burst of lines comes out over a
+            // few polls instead of being dropped.
+            keeper.poll(now, &mut |action| match action {
+                KeeperAction::Reconcile => {
+                    *want_sas = true;
+                    true
                 }
-            }
+                KeeperAction::Report(report) => {
+                    let text = line(format_args!("{report}"));
+                    *status_dirty = true;
+                    pending.push(report_level(&report), &text)
+                }
+                // Handed out by `next_job` only.
+                KeeperAction::Initiate { .. } | KeeperAction::Terminate { .. } => true,
+            });
         }
         if now >= self.summary_due() {
             self.say_rate(Level::Info);
@@ -839,8 +997,8 @@ impl Agent {
             self.next_status = now.saturating_add(status_every);
             emit(Action::WriteStatus);
         }
-        while let Some(job) = self.jobs.pop_front() {
-            emit(Action::Job(job));
+        if self.has_job() {
+            emit(Action::Work);
         }
         while let Some((level, text)) = self.pending.pop() {
             emit(Action::Log(level, text));
@@ -1015,8 +1173,9 @@ impl Agent {
         let c = &self.counters;
         write!(
             out,
-            "}},\"counters\":{{\"wire_faults\":{},\"command_failures\":{},\"lines_dropped\":{},\"table_overflows\":{},\"sample_errors\":{},\"link_losses\":{},\"pace_changes\":{}}}}}",
-            c.wire_faults, c.command_failures, c.lines_dropped, c.table_overflows, c.sample_errors, c.link_losses, self.throttle.changes()
+            "}},\"counters\":{{\"wire_faults\":{},\"command_failures\":{},\"lines_dropped\":{},\"table_overflows\":{},\"sample_errors\":{},\"link_losses\":{},\"pace_changes\":{},\"watch_names_missing\":{},\"watch_left_out\":{},\"children_unconfigured\":{}}}}}",
+            c.wire_faults, c.command_failures, c.lines_dropped, c.table_overflows, c.sample_errors, c.link_losses, self.throttle.changes(),
+            c.watch_names_missing, c.watch_left_out, c.children_unconfigured
         )
     }
 
@@ -1141,6 +1300,23 @@ impl Agent {
                 "  none yet: no route-based child seen up, and none named with `watch`"
             )?;
         }
+        if self.plan.missing_count() > 0 {
+            write!(out, "  not configured in charon (kept once it is):")?;
+            for (name, hint) in self.plan.missing() {
+                match hint {
+                    Some(h) => write!(out, " {name} (did you mean {h}?)")?,
+                    None => write!(out, " {name}")?,
+                }
+            }
+            writeln!(out)?;
+        }
+        if self.counters.watch_left_out > 0 {
+            writeln!(
+                out,
+                "  left out: {} more children than the {WATCHED_CHILDREN_MAX} swandog keeps",
+                self.counters.watch_left_out
+            )?;
+        }
 
         if self.dpd_records.is_empty() {
             writeln!(out, "\nDPD failures: none recorded")?;
@@ -1182,6 +1358,18 @@ impl Agent {
     }
 }
 
+/// ` and 3 more` after a list of names that did not all fit; nothing for 0.
+struct AndMore(u32);
+
+impl core::fmt::Display for AndMore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 > 0 {
+            write!(f, " and {} more", self.0)?;
+        }
+        Ok(())
+    }
+}
+
 /// A permille value printed as a percentage with one decimal (`87.5`), without floats.
 struct Permille(u16);
 
@@ -1205,11 +1393,7 @@ impl core::fmt::Display for Hours {
 }
 
 fn reason_label(reason: WatchReason) -> &'static str {
-    match reason {
-        WatchReason::Named => "named",
-        WatchReason::NamedConnection => "named-connection",
-        WatchReason::RouteBased => "route-based",
-    }
+    reason.label()
 }
 
 /// Going down and staying down are warnings; coming back is news.
@@ -1229,6 +1413,7 @@ fn state_label(state: KeptState) -> &'static str {
         KeptState::Down => "down",
         KeptState::Connecting => "connecting",
         KeptState::Waiting { .. } => "waiting",
+        KeptState::NotKept => "not-kept",
     }
 }
 

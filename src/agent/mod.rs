@@ -10,6 +10,7 @@ pub mod diagnose;
 pub mod history;
 pub mod keeper;
 mod lines;
+pub mod plan;
 pub mod throttle;
 
 mod machine;

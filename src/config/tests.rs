@@ -200,7 +200,8 @@ fn watch_names_are_validated_and_bounded() {
     let many: Vec<String> = (0..=WATCHED_CHILDREN_MAX)
         .map(|i| format!("con{i}"))
         .collect();
-    assert!(error(&format!("watch = {}", many.join(","))).contains("more than 32 children"));
+    assert!(error(&format!("watch = {}", many.join(",")))
+        .contains(&format!("more than {WATCHED_CHILDREN_MAX} children")));
     assert!(parse(&format!(
         "watch = {}",
         many[..WATCHED_CHILDREN_MAX].join(",")

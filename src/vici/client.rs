@@ -560,12 +560,37 @@ impl Commands {
         Ok(count)
     }
 
-    /// `list-conns`: hands every configured connection to `on_conn`.
-    pub async fn list_conns(&mut self, on_conn: &mut dyn FnMut(Conn)) -> Result<(), ClientError> {
+    /// `list-sas {noblock = yes}`, each IKE_SA handed to `on_part` in parts of at most
+    /// `CHILD_SAS_PER_IKE_MAX` children ([`IkeSa::parse_chunked`]): the agent's streamed view,
+    /// with no limit on children per IKE_SA. Returns how many IKE_SAs came.
+    pub async fn list_sas_parts(
+        &mut self,
+        on_part: &mut dyn FnMut(&IkeSa),
+    ) -> Result<u32, ClientError> {
+        let mut count = 0;
         let mut on_event = |message: &[u8]| {
-            if let Some(conn) = Conn::parse(message)? {
-                on_conn(conn);
+            if IkeSa::parse_chunked(message, on_part)? > 0 {
+                count += 1;
             }
+            Ok(())
+        };
+        self.call(
+            "list-sas",
+            |w| w.key_value(b"noblock", b"yes"),
+            Some("list-sa"),
+            &mut on_event,
+            |_| Ok(()),
+            None,
+        )
+        .await?;
+        Ok(count)
+    }
+
+    /// `list-conns`: hands every configured connection to `on_conn`, in parts of at most
+    /// `CHILD_SAS_PER_IKE_MAX` children each ([`Conn::parse_chunked`]).
+    pub async fn list_conns(&mut self, on_conn: &mut dyn FnMut(&Conn)) -> Result<(), ClientError> {
+        let mut on_event = |message: &[u8]| {
+            Conn::parse_chunked(message, on_conn)?;
             Ok(())
         };
         self.call(

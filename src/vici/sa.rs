@@ -322,10 +322,15 @@ pub struct IkeSa {
     pub tasks_active: Tasks,
     /// Tasks being run on the peer's request.
     pub tasks_passive: Tasks,
-    /// The children (first `CHILD_SAS_PER_IKE_MAX`).
+    /// The children (first `CHILD_SAS_PER_IKE_MAX`; [`IkeSa::parse_chunked`] hands out the
+    /// rest in further parts).
     pub children: Vec<ChildSa, CHILD_SAS_PER_IKE_MAX>,
     /// Children beyond capacity, counted and not stored.
     pub children_dropped: u16,
+    /// Which part of its IKE_SA this is: 0 for the first (or only) one; [`IkeSa::parse_chunked`]
+    /// repeats the IKE_SA's own fields with the next `CHILD_SAS_PER_IKE_MAX` children in parts
+    /// 1, 2, …
+    pub part: u16,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -353,8 +358,38 @@ impl IkeSa {
         Ok(out)
     }
 
+    /// Parses the first IKE section of a message (one `list-sa` event) and hands it to `on` in
+    /// parts of at most `CHILD_SAS_PER_IKE_MAX` children each ([`IkeSa::part`] 0, 1, …), so an
+    /// IKE_SA with a hundred children is seen whole without a table that large. Returns the
+    /// number of parts (0: no IKE section).
+    pub fn parse_chunked(message: &[u8], on: &mut dyn FnMut(&IkeSa)) -> Result<u16, ViewError> {
+        let mut elements = Elements::new(message);
+        while let Some(element) = elements.next() {
+            if let Element::SectionStart(name) = element? {
+                let mut parts = 0u16;
+                let mut on_part = |ike: &IkeSa| {
+                    parts = parts.saturating_add(1);
+                    on(ike)
+                };
+                IkeSa::parse_into(name, &mut elements, Some(&mut on_part))?;
+                return Ok(parts);
+            }
+        }
+        Ok(0)
+    }
+
     /// Parses the body of an IKE section whose start (`name`) was just read.
     fn parse_body(name: &[u8], elements: &mut Elements<'_>) -> Result<IkeSa, ViewError> {
+        IkeSa::parse_into(name, elements, None)
+    }
+
+    /// [`IkeSa::parse_body`]; with `parts`, a full children table is handed to it and emptied
+    /// instead of counting further children as dropped, and the last part goes to it too.
+    fn parse_into(
+        name: &[u8],
+        elements: &mut Elements<'_>,
+        mut parts: Option<&mut dyn FnMut(&IkeSa)>,
+    ) -> Result<IkeSa, ViewError> {
         let mut ike = IkeSa {
             name: name_from(name)?,
             ..IkeSa::default()
@@ -367,9 +402,21 @@ impl IkeSa {
             let element = element?;
             let depth = elements.depth();
             match element {
-                Element::SectionEnd if depth < base => return Ok(ike),
+                Element::SectionEnd if depth < base => {
+                    if let Some(on) = parts.as_mut() {
+                        on(&ike);
+                    }
+                    return Ok(ike);
+                }
                 Element::SectionEnd => {
                     if let Some(done) = child.take() {
+                        if ike.children.is_full() {
+                            if let Some(on) = parts.as_mut() {
+                                on(&ike);
+                                ike.children.clear();
+                                ike.part = ike.part.saturating_add(1);
+                            }
+                        }
                         if ike.children.push(done).is_err() {
                             ike.children_dropped = ike.children_dropped.saturating_add(1);
                         }
@@ -568,13 +615,40 @@ pub struct Conn {
     pub local_addr: String<HOST_MAX_BYTES>,
     /// First remote address.
     pub remote_addr: String<HOST_MAX_BYTES>,
-    /// Its children (first `CHILD_SAS_PER_IKE_MAX`).
+    /// Its children (first `CHILD_SAS_PER_IKE_MAX`; [`Conn::parse_chunked`] hands out the rest
+    /// in further parts).
     pub children: Vec<ChildConf, CHILD_SAS_PER_IKE_MAX>,
+    /// Children beyond capacity, counted and not stored ([`Conn::parse`] only).
+    pub children_dropped: u16,
+    /// Which part of its connection this is: 0 for the first (or only) one.
+    pub part: u16,
 }
 
 impl Conn {
     /// Parses a `list-conn` event message (one top-level section per connection; first kept).
     pub fn parse(message: &[u8]) -> Result<Option<Conn>, ViewError> {
+        Conn::parse_into(message, None)
+    }
+
+    /// Parses a `list-conn` event message and hands its connection to `on` in parts of at most
+    /// `CHILD_SAS_PER_IKE_MAX` children ([`Conn::part`] 0, 1, …): a connection with a hundred
+    /// children (pfSense's `conX_1` … `conX_N`) is seen whole. Returns the number of parts.
+    pub fn parse_chunked(message: &[u8], on: &mut dyn FnMut(&Conn)) -> Result<u16, ViewError> {
+        let mut parts = 0u16;
+        let mut on_part = |c: &Conn| {
+            parts = parts.saturating_add(1);
+            on(c)
+        };
+        if let Some(last) = Conn::parse_into(message, Some(&mut on_part))? {
+            on_part(&last);
+        }
+        Ok(parts)
+    }
+
+    fn parse_into(
+        message: &[u8],
+        mut parts: Option<&mut dyn FnMut(&Conn)>,
+    ) -> Result<Option<Conn>, ViewError> {
         let mut elements = Elements::new(message);
         let mut conn: Option<Conn> = None;
         let mut list: &[u8] = b"";
@@ -599,7 +673,16 @@ impl Conn {
                             name: name_from(name)?,
                             route_based: false,
                         };
-                        let _ = c.children.push(child);
+                        if c.children.is_full() {
+                            if let Some(on) = parts.as_mut() {
+                                on(c);
+                                c.children.clear();
+                                c.part = c.part.saturating_add(1);
+                            }
+                        }
+                        if c.children.push(child).is_err() {
+                            c.children_dropped = c.children_dropped.saturating_add(1);
+                        }
                     }
                 }
                 Element::SectionEnd if depth == 1 => in_children = false,

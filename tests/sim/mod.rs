@@ -3,8 +3,8 @@
 //! Every VICI message goes through the codec and the typed views the way the shell feeds them:
 //! captured frames (tests/data/vici) are copied into a receive buffer, frames swandog would get
 //! from a bigger setup are written with the wire `Writer` into that same buffer, and both are
-//! parsed with `split_frame` → `Packet::parse` → `Event::parse` / `IkeSa::parse_all` /
-//! `Conn::parse` / `LogLine::parse`. The clock moves the way `run.rs` moves it: to the agent's
+//! parsed with `split_frame` → `Packet::parse` → `Event::parse` / `IkeSa::parse_chunked` /
+//! `Conn::parse_chunked` / `LogLine::parse`. The clock moves the way `run.rs` moves it: to the agent's
 //! `next_wake()` or the next load sample, whichever comes first.
 //!
 //! Nothing here allocates after `Sim::new` (the zero-growth test relies on it).
@@ -15,7 +15,7 @@ use std::path::Path;
 use heapless::Vec as HVec;
 use log::Level;
 use swandog::agent::{Action, Agent, CommandDone, Job, Millis, Settings};
-use swandog::limits::{CHILD_SAS_PER_IKE_MAX, CONNS_MAX, VICI_RECV_BUFFER_BYTES};
+use swandog::limits::VICI_RECV_BUFFER_BYTES;
 use swandog::sample::load::LoadSample;
 use swandog::vici::client::{ClientError, InitiateReply};
 use swandog::vici::sa::{Conn, Event, IkeSa, LogLine, Name};
@@ -23,6 +23,8 @@ use swandog::vici::wire::{split_frame, Error as WireError, Packet, PacketType, W
 
 /// Connections the simulated charon can hold.
 pub const SIM_CONNS_MAX: usize = 16;
+/// Children per simulated connection (real installations have dozens under one connection).
+pub const SIM_CHILDREN_MAX: usize = 64;
 
 /// The bytes of one captured frame (tests/data/vici/NAME).
 pub fn captured(name: &str) -> std::vec::Vec<u8> {
@@ -59,7 +61,7 @@ pub struct SimConn {
     /// Its IKE_SA's unique id.
     pub ike_uid: u32,
     /// Its children.
-    pub children: HVec<SimChild, CHILD_SAS_PER_IKE_MAX>,
+    pub children: HVec<SimChild, SIM_CHILDREN_MAX>,
 }
 
 /// How a child or IKE_SA went down (which tasks the updown event shows).
@@ -175,6 +177,13 @@ impl Charon {
         panic!("no child {child} in the simulated charon");
     }
 
+    /// Whether charon has a child of that name configured.
+    pub fn has_child(&self, child: &str) -> bool {
+        self.conns
+            .iter()
+            .any(|c| c.children.iter().any(|k| k.name == child))
+    }
+
     /// Sets a child's state in the model only (for captured events that say so).
     pub fn set_up(&mut self, child: &str, up: bool) {
         let (i, j) = self.find(child);
@@ -283,18 +292,13 @@ impl Charon {
             };
             let (payload, _) = split_frame(&self.buf[..len]).unwrap().unwrap();
             let packet = Packet::parse(payload).unwrap();
-            let ikes: HVec<IkeSa, 1> = IkeSa::parse_all(packet.message).expect("list-sa view");
-            for ike in &ikes {
-                each(ike);
-            }
+            IkeSa::parse_chunked(packet.message, each).expect("list-sa view");
         }
     }
 
-    /// `list-conns`: one `list-conn` frame per connection, parsed into `out` (at most
-    /// `CONNS_MAX`, like the shell; more are counted).
-    pub fn list_conns(&mut self, out: &mut Vec<Conn>) -> u32 {
-        out.clear();
-        let mut overflow = 0;
+    /// `list-conns`: one `list-conn` frame per connection, parsed and handed to `each` in parts
+    /// (the way the shell's worker streams them into the agent).
+    pub fn list_conns(&mut self, each: &mut dyn FnMut(&Conn)) {
         for i in 0..self.conns.len() {
             let len = {
                 let conn = &self.conns[i];
@@ -323,15 +327,8 @@ impl Charon {
             };
             let (payload, _) = split_frame(&self.buf[..len]).unwrap().unwrap();
             let packet = Packet::parse(payload).unwrap();
-            if let Some(conn) = Conn::parse(packet.message).expect("list-conn view") {
-                if out.len() < CONNS_MAX {
-                    out.push(conn);
-                } else {
-                    overflow += 1;
-                }
-            }
+            Conn::parse_chunked(packet.message, each).expect("list-conn view");
         }
-        overflow
     }
 
     /// A `child-updown` for one child; the model follows (`up` marks it INSTALLED with a new id).
@@ -466,8 +463,6 @@ pub struct Sim {
     pub status: String,
     /// Whether the event link is up.
     pub link_up: bool,
-    conns: Vec<Conn>,
-    jobs: HVec<Job, 32>,
     lines: HVec<(Level, swandog::agent::Line), 64>,
     write_status: bool,
     last_sample_at: Millis,
@@ -492,8 +487,6 @@ impl Sim {
             cpu_per_wake_us: 30,
             status,
             link_up: false,
-            conns: Vec::with_capacity(CONNS_MAX),
-            jobs: HVec::new(),
             lines: HVec::new(),
             write_status: false,
             last_sample_at: 0,
@@ -507,7 +500,6 @@ impl Sim {
     /// One `poll` and everything it asked for, the way the shell's main loop and worker do it.
     pub fn poll(&mut self, obs: &mut dyn FnMut(Millis, Seen<'_>)) {
         let now = self.now;
-        let jobs = &mut self.jobs;
         let lines = &mut self.lines;
         let write_status = &mut self.write_status;
         self.agent.poll(now, &mut |action| match action {
@@ -516,11 +508,7 @@ impl Sim {
                     .push((level, line))
                     .expect("at most 64 lines per poll");
             }
-            Action::Job(job) => {
-                if !jobs.contains(&job) {
-                    jobs.push(job).expect("at most 32 jobs per poll");
-                }
-            }
+            Action::Work => {}
             Action::WriteStatus => *write_status = true,
         });
         for (level, line) in self.lines.iter() {
@@ -534,15 +522,18 @@ impl Sim {
                 .render_status(now, 1_800_000_000 + now / 1000, &mut self.status);
             obs(now, Seen::Status(&self.status));
         }
-        // The worker runs the queued jobs one by one after the main loop's poll.
-        let mut i = 0;
-        while i < self.jobs.len() {
-            let job = self.jobs[i].clone();
+        // The worker takes the agent's calls one by one after the main loop's poll (the lines
+        // they cause wait for the next poll, as in the shell).
+        let mut taken = 0;
+        while let Some(job) = self.agent.next_job(now) {
             obs(now, Seen::Job(&job));
             self.run_job(&job);
-            i += 1;
+            taken += 1;
+            assert!(
+                taken < 1000,
+                "at {now} ms the agent hands out calls without end"
+            );
         }
-        self.jobs.clear();
     }
 
     fn run_job(&mut self, job: &Job) {
@@ -555,12 +546,27 @@ impl Sim {
                 self.agent.on_sas_done(now, Ok(()));
             }
             Job::ListConns => {
-                let overflow = self.charon.list_conns(&mut self.conns);
+                self.agent.on_conns_begin(now);
+                let agent = &mut self.agent;
+                self.charon.list_conns(&mut |conn| agent.on_conn(conn));
+                self.agent.on_conns_done(now, Ok(()));
+            }
+            Job::Initiate { child, ike, .. } if !self.charon.has_child(child) => {
+                // charon's answer for a child whose config is gone (vici_control.c).
+                let mut errmsg = heapless::String::new();
+                let _ = core::fmt::Write::write_fmt(
+                    &mut errmsg,
+                    format_args!("CHILD_SA config '{child}' not found"),
+                );
                 self.agent.on_command_done(
                     now,
-                    CommandDone::Conns {
-                        result: Ok(&self.conns[..]),
-                        overflow,
+                    CommandDone::Initiated {
+                        child,
+                        ike,
+                        result: &Ok(InitiateReply {
+                            success: false,
+                            errmsg,
+                        }),
                     },
                 );
             }
