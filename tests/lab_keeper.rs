@@ -538,3 +538,223 @@ fn after_a_restart_of_the_local_charon_swandog_reconnects_and_brings_the_tunnels
         "a command went to the dead connection:\n{log}"
     );
 }
+
+// ---- the shapes routers have (issue 12): names, configs that change, many children -----------
+
+/// Lines of the agent's log at or after `since` that contain `text`.
+fn lines_since(agent: &Swandog, since: Instant, text: &str) -> Vec<String> {
+    agent
+        .lines
+        .all()
+        .into_iter()
+        .filter(|(at, l)| *at >= since && l.contains(text))
+        .map(|(_, l)| l)
+        .collect()
+}
+
+#[test]
+fn a_bad_watch_name_among_good_ones_never_stops_the_good_ones() {
+    if lab_disabled("a_bad_watch_name_among_good_ones_never_stops_the_good_ones") {
+        return;
+    }
+    let name = "kbadnm";
+    let lab = Lab::up(name);
+    let mut flags = cap_flags();
+    // A typo (con2_l for con2_1's sibling) and a name that was never configured.
+    flags.extend(["--watch".into(), "con1,con2_1,con2_l,office".into()]);
+    let agent = Swandog::start(name, &lab.uri("a"), &args(&flags));
+    wait_up(&agent, &["con1", "con2_1"]);
+    let warned = agent
+        .lines
+        .wait(agent.started, Duration::from_secs(10), |l| {
+            l.contains("watch: con2_l (did you mean con2_1?), office are not among")
+        });
+    assert!(warned.is_some(), "{}", agent.log());
+
+    // The good names are kept: both dropped children come back by themselves.
+    let t0 = Instant::now();
+    lab.must(&["terminate", "a", "con1"]);
+    lab.must(&["terminate", "a", "con2_1"]);
+    let back = wait_for(Duration::from_millis(CAP_MS + SLACK_MS), || {
+        installed_all(&lab, "a", &["con1", "con2_1"])
+    });
+    eprintln!("[{name}] con1 and con2_1 back {back:?} after a local terminate");
+    assert!(back.is_some(), "{}", agent.log());
+    // The missing names were said once, not once per poll.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        lines_since(&agent, agent.started, "are not among").len(),
+        1,
+        "{}",
+        agent.log()
+    );
+    assert!(lines_since(&agent, t0, "no known cause").is_empty());
+}
+
+#[test]
+fn configs_loaded_after_swandog_started_are_picked_up_and_brought_up() {
+    if lab_disabled("configs_loaded_after_swandog_started_are_picked_up_and_brought_up") {
+        return;
+    }
+    let name = "klate";
+    let lab = Lab::up(name);
+    // The router's boot order: charon's socket answers before `swanctl --load-all` has run.
+    lab.must(&["stop", "a"]);
+    lab.must(&["noconns", "a"]);
+    lab.must(&["start", "a"]);
+    let mut flags = cap_flags();
+    flags.extend([
+        "--watch".into(),
+        "con1,con2_1,con2_2".into(),
+        "--poll-interval-s".into(),
+        "5".into(),
+    ]);
+    let agent = Swandog::start(name, &lab.uri("a"), &args(&flags));
+    let said = agent
+        .lines
+        .wait(agent.started, Duration::from_secs(10), |l| {
+            l.contains("charon has no connections loaded yet")
+        });
+    assert!(said.is_some(), "{}", agent.log());
+
+    let loaded = Instant::now();
+    lab.must(&["conns", "a"]);
+    let back = wait_for(
+        // The reconciling poll (5 s; stretched to 20 s on a busy box), the grace, and on a busy
+        // box the paced attempts (one child at a time, 5 s apart).
+        Duration::from_secs(20 + 1 + 2 * 5) + Duration::from_millis(SLACK_MS),
+        || installed_all(&lab, "a", &["con1", "con2_1", "con2_2"]),
+    );
+    eprintln!("[{name}] swanctl --load-all -> all three INSTALLED by swandog: {back:?}");
+    assert!(back.is_some(), "{}", agent.log());
+    assert_eq!(
+        lines_since(&agent, loaded, "watching con1, con2_1, con2_2").len(),
+        1,
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn a_child_removed_from_the_configuration_is_set_aside_not_reinitiated() {
+    if lab_disabled("a_child_removed_from_the_configuration_is_set_aside_not_reinitiated") {
+        return;
+    }
+    let name = "kdrop";
+    let lab = Lab::up(name);
+    let mut flags = cap_flags();
+    flags.extend([
+        "--watch".into(),
+        "con2_1,con2_2".into(),
+        "--poll-interval-s".into(),
+        "5".into(),
+    ]);
+    let agent = Swandog::start(name, &lab.uri("a"), &args(&flags));
+    wait_up(&agent, &["con2_1", "con2_2"]);
+
+    // The operator deletes con2_2 from swanctl.conf and runs swanctl --load-all; its SA goes.
+    let t0 = Instant::now();
+    lab.must(&["drop", "a", "con2_2"]);
+    lab.must(&["terminate", "a", "con2_2"]);
+    let set_aside = agent.lines.wait(t0, Duration::from_secs(12), |l| {
+        l.contains("con2_2: no longer in charon's configuration")
+    });
+    assert!(set_aside.is_some(), "{}", agent.log());
+    std::thread::sleep(Duration::from_millis(CAP_MS + 2000));
+    let failures = lines_since(&agent, t0, "con2_2: re-initiation failed");
+    assert!(
+        failures.len() <= 1 && failures.iter().all(|l| l.contains("no such configuration")),
+        "re-initiated after its config was gone: {failures:?}\n{}",
+        agent.log()
+    );
+    assert!(
+        lines_since(&agent, t0, "no known cause").is_empty(),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        installed_all(&lab, "a", &["con2_1"]),
+        "the other child is kept"
+    );
+    let (ok, st) = agent.wait_status(Duration::from_secs(5), |s| {
+        child_state(s, "con2_2") == Some("not-kept")
+    });
+    assert!(ok, "status: {st:?}");
+}
+
+#[test]
+fn a_local_child_terminate_is_one_line_with_the_right_cause() {
+    if lab_disabled("a_local_child_terminate_is_one_line_with_the_right_cause") {
+        return;
+    }
+    let name = "kterm";
+    let lab = Lab::up(name);
+    let agent = Swandog::start(name, &lab.uri("a"), &args(&cap_flags()));
+    wait_up(&agent, &["con2_1", "con2_2"]);
+    let t0 = Instant::now();
+    lab.must(&["terminate", "a", "con2_2"]);
+    let (_, down) = down_line(&agent, "con2_2", t0, Duration::from_secs(10));
+    assert!(down.contains("terminated locally"), "{down}");
+    std::thread::sleep(Duration::from_millis(500));
+    let about: Vec<String> = agent
+        .lines
+        .all()
+        .into_iter()
+        .filter(|(at, l)| {
+            *at >= t0
+                && (l.contains("] con2_2:") || l.contains("] con2:"))
+                && !l.contains("back up")
+        })
+        .map(|(_, l)| l)
+        .collect();
+    assert_eq!(about.len(), 1, "one line, one cause: {about:?}");
+    assert!(
+        lines_since(&agent, t0, "peer closed it").is_empty(),
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn a_connection_with_18_children_comes_back_whole_after_an_outage() {
+    if lab_disabled("a_connection_with_18_children_comes_back_whole_after_an_outage") {
+        return;
+    }
+    let name = "kmany";
+    let lab = Lab::up(name);
+    lab.must(&["extra", "a", "18"]);
+    lab.must(&["extra", "b", "18"]);
+    let children: Vec<String> = (1..=18).map(|i| format!("con3_{i}")).collect();
+    let want: Vec<&str> = children.iter().map(String::as_str).collect();
+    let mut flags = cap_flags();
+    flags.extend(["--watch".into(), "con3".into()]);
+    let agent = Swandog::start(name, &lab.uri("a"), &args(&flags));
+    // None is up yet: swandog brings up all 18 from the configuration.
+    let up = wait_for(Duration::from_secs(30), || installed_all(&lab, "a", &want));
+    eprintln!("[{name}] 18 configured children INSTALLED by swandog: {up:?}");
+    assert!(up.is_some(), "{}", agent.log());
+    wait_up(&agent, &want);
+
+    let broke = Instant::now();
+    lab.must(&["break"]);
+    down_line(&agent, "con3_18", broke, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(4));
+    let healed = Instant::now();
+    lab.must(&["heal"]);
+    let back = wait_for(Duration::from_millis(CAP_MS + SLACK_MS + 10_000), || {
+        installed_all(&lab, "a", &want)
+    });
+    eprintln!("[{name}] heal -> all 18 INSTALLED again: {back:?}");
+    assert!(back.is_some(), "{}", agent.log());
+    assert!(
+        lines_since(&agent, broke, "no answer from charon").is_empty(),
+        "an initiate was lost:\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        lines_since(&agent, healed, "back up after").len(),
+        18,
+        "{}",
+        agent.log()
+    );
+}
