@@ -30,7 +30,7 @@
 use core::fmt::{self, Write};
 
 use crate::agent::history::LoadHistory;
-use crate::agent::Millis;
+use crate::agent::units::{Hours, Millis, Percent, Seconds};
 use crate::sample::load::LoadSample;
 
 /// Advice when a DPD failure coincides with load.
@@ -354,16 +354,6 @@ fn clamp_u64(v: u128) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
 }
 
-/// Permille as a percentage with one decimal: 931 → `93.1%`.
-#[derive(Debug, Clone, Copy)]
-pub struct Percent(pub u16);
-
-impl fmt::Display for Percent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}%", self.0 / 10, self.0 % 10)
-    }
-}
-
 /// Permille as a percentage without a needless `.0`: 850 → `85%`, 855 → `85.5%`.
 #[derive(Debug, Clone, Copy)]
 struct Threshold(u16);
@@ -374,32 +364,6 @@ impl fmt::Display for Threshold {
             0 => write!(f, "{}%", self.0 / 10),
             tenth => write!(f, "{}.{tenth}%", self.0 / 10),
         }
-    }
-}
-
-/// Milliseconds as seconds: one decimal below 10 s (`3.4 s`), whole above (`41 s`).
-#[derive(Debug, Clone, Copy)]
-pub struct Seconds(pub u64);
-
-impl fmt::Display for Seconds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tenths = self.0.saturating_add(50) / 100;
-        if tenths < 100 {
-            write!(f, "{}.{} s", tenths / 10, tenths % 10)
-        } else {
-            write!(f, "{} s", self.0.saturating_add(500) / 1000)
-        }
-    }
-}
-
-/// Milliseconds as hours with one decimal: `160.8 h`.
-#[derive(Debug, Clone, Copy)]
-struct Hours(u64);
-
-impl fmt::Display for Hours {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tenths = self.0.saturating_add(180_000) / 360_000;
-        write!(f, "{}.{} h", tenths / 10, tenths % 10)
     }
 }
 

@@ -33,7 +33,7 @@ use super::keeper::{
 };
 use super::lines::LineQueue;
 use super::throttle::{Pace, Throttle, ThrottleSettings};
-use super::Millis;
+use super::units::{HoursValue, Millis, PercentValue};
 use crate::limits::{
     DPD_RECORDS_MAX, INITIATES_IN_FLIGHT_MAX, LINE_MAX_BYTES, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS,
     WATCHED_CHILDREN_MAX,
@@ -1043,7 +1043,7 @@ impl Agent {
                 "unreachable"
             },
             Span(now.saturating_sub(self.link_since)),
-            Permille(load),
+            PercentValue(load),
             self.throttle.pace().as_str(),
             self.dpd_records.len()
         ));
@@ -1093,9 +1093,9 @@ impl Agent {
         write!(
             out,
             "\"load\":{{\"busy\":{},\"busiest_cpu\":{},\"softirq\":{},\"psi\":",
-            Permille(s.map_or(0, |s| s.busy_permille)),
-            Permille(s.map_or(0, |s| s.busiest_cpu_permille)),
-            Permille(s.map_or(0, |s| s.softirq_permille)),
+            PercentValue(s.map_or(0, |s| s.busy_permille)),
+            PercentValue(s.map_or(0, |s| s.busiest_cpu_permille)),
+            PercentValue(s.map_or(0, |s| s.softirq_permille)),
         )?;
         match s.and_then(|s| s.psi_some_avg10_centi) {
             Some(p) => write!(out, "{}.{:02}", p / 100, p % 100)?,
@@ -1151,8 +1151,8 @@ impl Agent {
                 ",\"at\":{},\"verdict\":\"{}\",\"busy_avg\":{},\"busy_peak\":{},\"above_s\":{},\"window_s\":{}}}",
                 Self::unix_at(now, unix_now, r.at),
                 if r.verdict.load_correlated { "load" } else { "no-load" },
-                Permille(r.verdict.busy_avg_permille),
-                Permille(r.verdict.busy_peak_permille),
+                PercentValue(r.verdict.busy_avg_permille),
+                PercentValue(r.verdict.busy_peak_permille),
                 r.verdict.above_ms / 1000,
                 r.verdict.window_ms / 1000
             )?;
@@ -1162,9 +1162,9 @@ impl Agent {
             "],\"rate\":{{\"class\":\"{}\",\"loaded_failures\":{},\"loaded_hours\":{},\"quiet_failures\":{},\"quiet_hours\":{},\"ratio\":",
             self.rate.class().as_str(),
             self.rate.loaded_failures(),
-            Hours(self.rate.loaded_ms()),
+            HoursValue(self.rate.loaded_ms()),
             self.rate.quiet_failures(),
-            Hours(self.rate.quiet_ms()),
+            HoursValue(self.rate.quiet_ms()),
         )?;
         match self.rate.ratio_centi() {
             Some(r) => write!(out, "{}.{:02}", r / 100, r % 100)?,
@@ -1199,9 +1199,9 @@ impl Agent {
         write!(
             out,
             "box: {}% busy now (busiest cpu {}%, softirq {}%",
-            Permille(s.map_or(0, |s| s.busy_permille)),
-            Permille(s.map_or(0, |s| s.busiest_cpu_permille)),
-            Permille(s.map_or(0, |s| s.softirq_permille)),
+            PercentValue(s.map_or(0, |s| s.busy_permille)),
+            PercentValue(s.map_or(0, |s| s.busiest_cpu_permille)),
+            PercentValue(s.map_or(0, |s| s.softirq_permille)),
         )?;
         if let Some(p) = s.and_then(|s| s.psi_some_avg10_centi) {
             write!(out, ", cpu pressure {}.{:02}%", p / 100, p % 100)?;
@@ -1342,8 +1342,8 @@ impl Agent {
                 when,
                 r.ike.as_str(),
                 tag.trim_start_matches('[').trim_end_matches(']'),
-                Permille(r.verdict.busy_avg_permille),
-                Permille(r.verdict.busy_peak_permille)
+                PercentValue(r.verdict.busy_avg_permille),
+                PercentValue(r.verdict.busy_peak_permille)
             )?;
         }
         let mut rate = Line::new();
@@ -1367,28 +1367,6 @@ impl core::fmt::Display for AndMore {
             write!(f, " and {} more", self.0)?;
         }
         Ok(())
-    }
-}
-
-/// A permille value printed as a percentage with one decimal (`87.5`), without floats.
-struct Permille(u16);
-
-impl core::fmt::Display for Permille {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        // Through `pad`, so that column widths apply.
-        let mut text = String::<8>::new();
-        write!(text, "{}.{}", self.0 / 10, self.0 % 10)?;
-        f.pad(&text)
-    }
-}
-
-/// Milliseconds printed as hours with two decimals.
-struct Hours(u64);
-
-impl core::fmt::Display for Hours {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let centi = self.0 / 36_000;
-        write!(f, "{}.{:02}", centi / 100, centi % 100)
     }
 }
 

@@ -2,9 +2,6 @@
 //!
 //! Nothing in here touches a socket, a clock or a file; the smol shell in `main.rs` feeds it.
 
-/// Monotonic time in milliseconds since the agent started (the shell's clock, simulated in tests).
-pub type Millis = u64;
-
 pub mod correlate;
 pub mod diagnose;
 pub mod history;
@@ -12,6 +9,9 @@ pub mod keeper;
 mod lines;
 pub mod plan;
 pub mod throttle;
+pub mod units;
+
+pub use units::Millis;
 
 mod machine;
 pub use machine::{Action, Agent, CommandDone, Counters, DpdRecord, Job, Line, Settings};

@@ -114,9 +114,10 @@ mod stale;
 mod tests;
 mod watch;
 
+pub use super::units::Span;
 pub use basis::{auto_basis, Basis};
 use report::summary_offset;
-pub use report::{cause_text, KeeperReport, Plan, ReportKind, Span};
+pub use report::{cause_text, KeeperReport, Plan, ReportKind};
 pub use stale::StaleResponse;
 pub use watch::WatchError;
 

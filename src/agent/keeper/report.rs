@@ -141,36 +141,6 @@ pub(super) fn summary_offset(k: u32) -> Millis {
     }
 }
 
-/// A duration in words, integers only: `1.0 s`, `12.4 s`, `10 min`, `2 min 5 s`, `1 h 5 min`,
-/// `2 d 3 h`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span(pub Millis);
-
-impl fmt::Display for Span {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const MIN: u64 = 60_000;
-        const HOUR: u64 = 60 * MIN;
-        const DAY: u64 = 24 * HOUR;
-        let ms = self.0;
-        let pair = |f: &mut fmt::Formatter<'_>, big: u64, bu: &str, small: u64, su: &str| {
-            if small == 0 {
-                write!(f, "{big} {bu}")
-            } else {
-                write!(f, "{big} {bu} {small} {su}")
-            }
-        };
-        if ms < MIN {
-            write!(f, "{}.{} s", ms / 1000, ms % 1000 / 100)
-        } else if ms < HOUR {
-            pair(f, ms / MIN, "min", ms % MIN / 1000, "s")
-        } else if ms < DAY {
-            pair(f, ms / HOUR, "h", ms % HOUR / MIN, "min")
-        } else {
-            pair(f, ms / DAY, "d", ms % DAY / HOUR, "h")
-        }
-    }
-}
-
 /// Operator wording for the failure labels of `diagnose::FailureCause::as_str` (and the
 /// keeper's own `no-result`); other labels pass through.
 pub fn cause_text(label: &'static str) -> &'static str {
