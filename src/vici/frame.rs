@@ -4,7 +4,8 @@
 //! One buffer per connection, reserved once at [`VICI_RECV_BUFFER_BYTES`] and never reallocated.
 //! Only its first [`VICI_RECV_INITIAL_BYTES`] are in use at first; it grows (within the
 //! reservation) to the largest segment seen, so pages no segment needed never become resident. A
-//! segment larger than the reservation (but within charon's 512 KiB) is skipped whole and
+//! segment larger than the reservation (but within charon's own limit,
+//! [`VICI_SEGMENT_MAX_BYTES`](crate::limits::VICI_SEGMENT_MAX_BYTES)) is skipped whole and
 //! reported once as [`Ready::Skipped`], so the stream stays in step without growing memory; the
 //! caller counts it.
 //!
@@ -72,9 +73,9 @@ impl FrameBuffer {
 
     /// Drops the segment handed out last and looks for the next one.
     ///
-    /// An error means the length prefix is not VICI (zero, or over charon's 512 KiB): the stream
-    /// is out of step for good, and the buffer keeps answering the same error; drop the
-    /// connection.
+    /// An error means the length prefix is not VICI (zero, or over charon's limit,
+    /// [`VICI_SEGMENT_MAX_BYTES`](crate::limits::VICI_SEGMENT_MAX_BYTES)): the stream is out of
+    /// step for good, and the buffer keeps answering the same error; drop the connection.
     pub fn advance(&mut self) -> Result<Ready, wire::Error> {
         if self.consumed > 0 {
             self.drop_front(self.consumed);

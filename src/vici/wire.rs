@@ -37,7 +37,7 @@ pub const VALUE_MAX_LEN: usize = u16::MAX as usize;
 pub enum Error {
     /// The bytes end before the length fields say they should.
     Truncated,
-    /// A segment longer than charon's 512 KiB limit (the announced length).
+    /// A segment longer than charon's limit, [`VICI_SEGMENT_MAX_BYTES`] (the announced length).
     FrameTooLarge(usize),
     /// A segment with no payload at all.
     EmptyPacket,
