@@ -2,7 +2,8 @@
 //!
 //! The memory budget can be read off this screen.
 
-/// Largest VICI segment charon accepts or sends (its own limit).
+/// Largest VICI segment charon accepts or sends: its own limit, `VICI_MESSAGE_SIZE_MAX` in
+/// strongSwan's `src/libcharon/plugins/vici/vici_socket.h`.
 pub const VICI_SEGMENT_MAX_BYTES: usize = 512 * 1024;
 
 /// Deepest section nesting swandog accepts (charon's deepest list-sas nesting is 4).
@@ -21,9 +22,11 @@ pub const CHILD_SAS_PER_IKE_MAX: usize = 8;
 pub const LOG_MSG_MAX_BYTES: usize = 200;
 
 /// Receive buffer per VICI connection (two: events, commands); larger frames are skipped whole
-/// and counted, and a `list-sas` with one fails as a whole (never a partial view). Measured on
-/// charon 5.9.8: a `list-sa` frame is ~400 B plus ~450 B per CHILD_SA (more with many traffic
-/// selectors), so 16 KiB holds an IKE_SA with ~30 children; updown and log frames are < 1 KiB.
+/// and counted, and a `list-sas` with one fails as a whole (never a partial view). From the frames
+/// captured from charon 5.9.8 in tests/data/vici/: a `list-sa` frame is ~400 B plus ~470 B per
+/// CHILD_SA with one traffic selector each (`list-sa-con1.bin` 865 B with one, `list-sa-con2.bin`
+/// 1 337 B with two), so 16 KiB holds an IKE_SA with ~34 children; a `list-conn` frame is ~360 B
+/// plus ~180 B per child; updown and log frames are < 1 KiB.
 pub const VICI_RECV_BUFFER_BYTES: usize = 16 * 1024;
 /// Part of each receive buffer in use from the start; the rest is reserved and used (for good)
 /// only once a frame needs it, so a box with small IKE_SAs never makes those pages resident.

@@ -188,7 +188,6 @@ fn event_client_reconnects_by_itself_after_charon_is_killed_and_restarted() {
         }
     });
     assert!(seen, "no child-up event after charon restart");
-    assert!(events.counters.connects >= 2);
     eprintln!("event after restart seen in {:?}", started.elapsed());
 }
 
@@ -213,7 +212,6 @@ fn wedged_charon_makes_calls_time_out_and_they_recover_after_it_resumes() {
         took < Duration::from_millis(2_500),
         "timed out after {took:?}"
     );
-    assert_eq!(commands.counters.timeouts, 1);
 
     let back = wait_for(Duration::from_secs(5), || {
         smol::block_on(commands.list_sas(&mut |_| {})).is_ok()

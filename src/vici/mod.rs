@@ -1,5 +1,9 @@
-//! strongSwan's VICI protocol: the codec ([`wire`]), typed views ([`sa`]) and the smol client.
+//! strongSwan's VICI protocol: the codec ([`wire`]), the I/O-free receive buffer ([`frame`]),
+//! typed views of what charon reports ([`sa`]) and answers ([`reply`]), and the smol
+//! [`client`].
 
 pub mod client;
+pub mod frame;
+pub mod reply;
 pub mod sa;
 pub mod wire;

@@ -37,7 +37,7 @@ pub const VALUE_MAX_LEN: usize = u16::MAX as usize;
 pub enum Error {
     /// The bytes end before the length fields say they should.
     Truncated,
-    /// A segment longer than charon's 512 KiB limit (the announced length).
+    /// A segment longer than charon's limit, [`VICI_SEGMENT_MAX_BYTES`] (the announced length).
     FrameTooLarge(usize),
     /// A segment with no payload at all.
     EmptyPacket,
@@ -91,8 +91,8 @@ impl fmt::Display for Error {
                 f,
                 "VICI sections nested deeper than {VICI_SECTION_DEPTH_MAX}"
             ),
-            Error::NameTooLong(n) => write!(f, "VICI name of {n} bytes exceeds 255"),
-            Error::ValueTooLong(n) => write!(f, "VICI value of {n} bytes exceeds 65535"),
+            Error::NameTooLong(n) => write!(f, "VICI name of {n} bytes exceeds {NAME_MAX_LEN}"),
+            Error::ValueTooLong(n) => write!(f, "VICI value of {n} bytes exceeds {VALUE_MAX_LEN}"),
             Error::BufferFull => f.write_str("VICI buffer full"),
             Error::NameMismatch => f.write_str("VICI packet type and name do not agree"),
             Error::TrailingBytes => f.write_str("VICI packet has bytes after its end"),
@@ -218,11 +218,6 @@ impl<'a> Packet<'a> {
         };
         validate(message)?;
         Ok(packet)
-    }
-
-    /// The name as text, when it is valid UTF-8.
-    pub fn name_str(&self) -> Option<&'a str> {
-        self.name.and_then(|n| core::str::from_utf8(n).ok())
     }
 
     /// The message's elements, in order.
@@ -545,7 +540,7 @@ mod tests {
         assert_eq!(used, INITIATE_CON1.len());
         let p = Packet::parse(payload).unwrap();
         assert_eq!(p.kind, PacketType::CmdRequest);
-        assert_eq!(p.name_str(), Some("initiate"));
+        assert_eq!(p.name, Some(&b"initiate"[..]));
         let all: Vec<_> = p.elements().map(|e| e.unwrap()).collect();
         assert_eq!(all, [Element::KeyValue(b"child", b"con1")]);
     }
