@@ -25,9 +25,12 @@ pub const LOG_MSG_MAX_BYTES: usize = 200;
 /// and counted, and a `list-sas` with one fails as a whole (never a partial view). From the frames
 /// captured from charon 5.9.8 in tests/data/vici/: a `list-sa` frame is ~400 B plus ~470 B per
 /// CHILD_SA with one traffic selector each (`list-sa-con1.bin` 865 B with one, `list-sa-con2.bin`
-/// 1 337 B with two), so 16 KiB holds an IKE_SA with ~34 children; a `list-conn` frame is ~360 B
-/// plus ~180 B per child; updown and log frames are < 1 KiB.
-pub const VICI_RECV_BUFFER_BYTES: usize = 16 * 1024;
+/// 1 337 B with two); a `list-conn` frame is ~360 B
+/// plus ~180 B per child; updown and log frames are < 1 KiB. 48 KiB holds one IKE_SA with ~100
+/// such children (a `list-sa` frame with 60 measured 26 253 B in the lab: `lab.sh extra a 60`), so
+/// 64 children per connection fit with room for more traffic selectors each. Only the pages a
+/// frame has needed become resident (`VICI_RECV_INITIAL_BYTES`).
+pub const VICI_RECV_BUFFER_BYTES: usize = 48 * 1024;
 /// Part of each receive buffer in use from the start; the rest is reserved and used (for good)
 /// only once a frame needs it, so a box with small IKE_SAs never makes those pages resident.
 pub const VICI_RECV_INITIAL_BYTES: usize = 2048;

@@ -18,7 +18,9 @@ use smol::future::FutureExt;
 use smol::{Async, LocalExecutor, Timer};
 
 use swandog::agent::keeper::Span;
-use swandog::agent::{Action, Agent, CommandDone, Job, Millis, Settings};
+use swandog::agent::{
+    Action, Agent, CommandDone, CommandError, CommandErrorKind, Job, Millis, Settings,
+};
 use swandog::limits::{
     KEEPER_SUMMARY_AFTER_MS, KEEPER_SUMMARY_EVERY_MS, PROC_READ_BUFFER_BYTES, VICI_RECONNECT_MAX_MS,
 };
@@ -35,6 +37,33 @@ pub struct ShellSettings {
     pub proc_root: PathBuf,
     /// Where the status snapshot goes.
     pub status_file: PathBuf,
+}
+
+/// The agent's view of a client error: the kind it decides by, the text it logs.
+fn agent_error(e: &ClientError) -> CommandError {
+    let kind = match e {
+        ClientError::NotFound(_)
+        | ClientError::PermissionDenied(_)
+        | ClientError::Refused(_)
+        | ClientError::Io(_)
+        | ClientError::Closed => CommandErrorKind::Unreachable,
+        ClientError::Timeout(_) => CommandErrorKind::Timeout,
+        ClientError::Wire(_)
+        | ClientError::View(_)
+        | ClientError::Oversized(_)
+        | ClientError::Unexpected(_) => CommandErrorKind::Malformed,
+        ClientError::UnknownCommand(_) | ClientError::UnknownEvent(_) => {
+            CommandErrorKind::Unsupported
+        }
+        ClientError::UnsafeName(_) => CommandErrorKind::Refused,
+    };
+    CommandError::new(kind, e)
+}
+
+/// A streamed listing's outcome as the agent takes it (once per listing, on the stack).
+#[allow(clippy::result_large_err)]
+fn done<T>(result: &Result<T, ClientError>) -> Result<(), CommandError> {
+    result.as_ref().map(|_| ()).map_err(agent_error)
 }
 
 /// What a signal asks for.
@@ -297,7 +326,10 @@ async fn main_loop(
                 agent.on_event(now, &event);
             }
             Wake::Event(Err(e)) if e.breaks_connection() => {
-                shared.agent.borrow_mut().on_link_error(now, &e);
+                shared
+                    .agent
+                    .borrow_mut()
+                    .on_link_error(now, &agent_error(&e));
                 let delay = reconnect.next_delay_ms();
                 events_retry_at = Some(Instant::now() + Duration::from_millis(delay));
                 let text = e.to_string();
@@ -324,7 +356,10 @@ async fn main_loop(
                     shared.agent.borrow_mut().on_vici_link(now, false, false);
                 }
             }
-            Wake::Event(Err(e)) => shared.agent.borrow_mut().on_wire_fault(now, &e),
+            Wake::Event(Err(e)) => shared
+                .agent
+                .borrow_mut()
+                .on_wire_fault(now, &agent_error(&e)),
             Wake::Kick => {}
             Wake::Timer => {
                 if events.is_connected() && !link_up {
@@ -385,7 +420,7 @@ async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sen
                 shared
                     .agent
                     .borrow_mut()
-                    .on_sas_done(now, result.as_ref().map(|_| ()));
+                    .on_sas_done(now, done(&result).as_ref().map(|_| ()));
             }
             Job::ListConns => {
                 // Streamed into the plan connection by connection: no table, no limit.
@@ -397,7 +432,7 @@ async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sen
                 shared
                     .agent
                     .borrow_mut()
-                    .on_conns_done(now, result.as_ref().map(|_| ()));
+                    .on_conns_done(now, done(&result).as_ref().map(|_| ()));
             }
             Job::Initiate {
                 child,
@@ -416,7 +451,7 @@ async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sen
                     CommandDone::Initiated {
                         child,
                         ike,
-                        result: &result,
+                        result: &result.map_err(|e| agent_error(&e)),
                     },
                 );
             }
@@ -431,7 +466,7 @@ async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sen
                     now,
                     CommandDone::Terminated {
                         child,
-                        result: &result,
+                        result: &result.map_err(|e| agent_error(&e)),
                     },
                 );
             }

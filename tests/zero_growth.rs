@@ -17,6 +17,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
 
 use swandog::agent::{Agent, Millis, Settings};
+use swandog::agent::{CommandError, CommandErrorKind};
 use swandog::limits::{
     PROC_READ_BUFFER_BYTES, STATUS_FILE_MAX_BYTES, STATUS_WRITE_CHUNK_BYTES,
     VICI_RECV_BUFFER_BYTES, VICI_REQUEST_BUFFER_BYTES, WATCHED_CHILDREN_MAX,
@@ -345,9 +346,11 @@ fn second(
     // Shell-side inputs: faults, failed polls, SIGUSR1, SIGHUP, a lost VICI link.
     if s % 97 == 0 {
         sim.agent
-            .on_wire_fault(now, &ClientError::View(ViewError::NameTooLong));
-        sim.agent
-            .on_wire_fault(now, &ClientError::Oversized(VICI_RECV_BUFFER_BYTES + 1));
+            .on_wire_fault(now, &malformed(ClientError::View(ViewError::NameTooLong)));
+        sim.agent.on_wire_fault(
+            now,
+            &malformed(ClientError::Oversized(VICI_RECV_BUFFER_BYTES + 1)),
+        );
         sim.fail_list_sas();
         sim.agent.on_sample_error(now, &ReadError::StatMalformed);
         t.inputs += 4;
@@ -366,6 +369,11 @@ fn second(
         sim.agent.on_vici_link(now + 1, true, false);
         t.inputs += 2;
     }
+}
+
+/// A wire fault as the shell hands it to the agent (run.rs maps every client error so).
+fn malformed(e: ClientError) -> CommandError {
+    CommandError::new(CommandErrorKind::Malformed, e)
 }
 
 #[test]

@@ -21,6 +21,7 @@ use heapless::{Deque, String, Vec};
 use super::plan::WatchNames;
 use log::Level;
 
+use super::command::{CommandError, CommandErrorKind, Job, KindsSeen};
 use super::correlate::{format_dpd_line, verdict, LoadThresholds, RateClass, RateTracker, Verdict};
 use super::diagnose::{
     classify_child_down, classify_ike_down, classify_log, DownCause, DpdTracker, FailureCause,
@@ -41,7 +42,7 @@ use crate::limits::{
 use crate::report::status::sparkline;
 use crate::report::table::json_str;
 use crate::sample::load::{LoadSample, ReadError};
-use crate::vici::client::{ClientError, InitiateReply};
+use crate::vici::reply::InitiateReply;
 use crate::vici::sa::{Conn, Event, IkeSa, IkeState, LogLine, Name};
 
 /// One syslog line.
@@ -80,33 +81,6 @@ impl Default for Settings {
     }
 }
 
-/// A VICI command for the shell's command worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
-    /// Reconcile: `list-sas {noblock = yes}`.
-    ListSas,
-    /// Learn the configured connections.
-    ListConns,
-    /// Bring a child up.
-    Initiate {
-        /// Child name.
-        child: Name,
-        /// Its connection.
-        ike: Name,
-        /// charon-side timeout.
-        timeout_ms: u32,
-    },
-    /// Tear one CHILD_SA down (stale restart).
-    Terminate {
-        /// Child name (for the report).
-        child: Name,
-        /// The CHILD_SA's unique id.
-        child_id: u32,
-        /// charon-side timeout.
-        timeout_ms: u32,
-    },
-}
-
 /// What the agent wants done.
 // Lines are the common action; boxing them would allocate for every line logged.
 #[allow(clippy::large_enum_variant)]
@@ -131,14 +105,14 @@ pub enum CommandDone<'a> {
         /// Its connection.
         ike: &'a Name,
         /// charon's answer.
-        result: &'a Result<InitiateReply, ClientError>,
+        result: &'a Result<InitiateReply, CommandError>,
     },
     /// `terminate` finished.
     Terminated {
         /// Which child.
         child: &'a Name,
         /// charon's answer.
-        result: &'a Result<InitiateReply, ClientError>,
+        result: &'a Result<InitiateReply, CommandError>,
     },
 }
 
@@ -216,8 +190,7 @@ pub struct Agent {
     counters: Counters,
     /// VICI calls failed in a row, and the kinds of failure already logged in this streak.
     command_streak: u32,
-    /// One per kind of `ClientError` (13): never full.
-    command_errors_logged: Vec<core::mem::Discriminant<ClientError>, 16>,
+    command_errors_logged: KindsSeen,
     /// Tables whose overflow was logged (once each; `counters.table_overflows` counts on). Sized
     /// for every `table_overflow` call site.
     overflows_logged: Vec<&'static str, 8>,
@@ -264,7 +237,7 @@ impl Agent {
             sample_error_logged: false,
             counters: Counters::default(),
             command_streak: 0,
-            command_errors_logged: Vec::new(),
+            command_errors_logged: KindsSeen::default(),
             overflows_logged: Vec::new(),
             settings,
         }
@@ -400,7 +373,7 @@ impl Agent {
     }
 
     /// A malformed or oversized frame (the connection survived).
-    pub fn on_wire_fault(&mut self, _now: Millis, error: &ClientError) {
+    pub fn on_wire_fault(&mut self, _now: Millis, error: &CommandError) {
         self.counters.wire_faults = self.counters.wire_faults.saturating_add(1);
         // The first of each burst is logged; the count goes to status.
         if self.counters.wire_faults.is_power_of_two() {
@@ -416,15 +389,12 @@ impl Agent {
 
     /// The event connection broke (the shell logs each distinct reason once and reconnects):
     /// bytes that are not VICI count as wire faults, a deadline missed as a failed call.
-    pub fn on_link_error(&mut self, _now: Millis, error: &ClientError) {
-        match error {
-            ClientError::Wire(_)
-            | ClientError::View(_)
-            | ClientError::Oversized(_)
-            | ClientError::Unexpected(_) => {
+    pub fn on_link_error(&mut self, _now: Millis, error: &CommandError) {
+        match error.kind {
+            CommandErrorKind::Malformed => {
                 self.counters.wire_faults = self.counters.wire_faults.saturating_add(1);
             }
-            ClientError::Timeout(_) => {
+            CommandErrorKind::Timeout => {
                 self.counters.command_failures = self.counters.command_failures.saturating_add(1);
             }
             _ => {}
@@ -639,7 +609,7 @@ impl Agent {
     }
 
     /// The running `list-sas` ended; after a failure its partial view is dropped.
-    pub fn on_sas_done(&mut self, _now: Millis, result: Result<(), &ClientError>) {
+    pub fn on_sas_done(&mut self, _now: Millis, result: Result<(), &CommandError>) {
         match result {
             Ok(()) => {
                 self.command_succeeded();
@@ -711,7 +681,7 @@ impl Agent {
     }
 
     /// The running `list-conns` ended; after a failure nothing is decided on its partial view.
-    pub fn on_conns_done(&mut self, now: Millis, result: Result<(), &ClientError>) {
+    pub fn on_conns_done(&mut self, now: Millis, result: Result<(), &CommandError>) {
         if !core::mem::replace(&mut self.conns_reading, false) {
             return;
         }
@@ -842,7 +812,10 @@ impl Agent {
                             ok: false,
                             duplicate: false,
                             cause: Some(match e {
-                                ClientError::Timeout(_) => "charon-timeout",
+                                CommandError {
+                                    kind: CommandErrorKind::Timeout,
+                                    ..
+                                } => "charon-timeout",
                                 _ => "vici-error",
                             }),
                         }
@@ -881,15 +854,12 @@ impl Agent {
         );
     }
 
-    fn command_failed(&mut self, what: &str, error: &ClientError) {
+    fn command_failed(&mut self, what: &str, error: &CommandError) {
         self.counters.command_failures = self.counters.command_failures.saturating_add(1);
         self.command_streak = self.command_streak.saturating_add(1);
         self.status_dirty = true;
         // A wedged or broken charon fails every call: one line per kind of failure, not per call.
-        let kind = core::mem::discriminant(error);
-        if !self.command_errors_logged.contains(&kind)
-            && self.command_errors_logged.push(kind).is_ok()
-        {
+        if self.command_errors_logged.insert(error.kind) {
             self.say(
                 Level::Warn,
                 line(format_args!(

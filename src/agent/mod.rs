@@ -2,6 +2,7 @@
 //!
 //! Nothing in here touches a socket, a clock or a file; the smol shell in `main.rs` feeds it.
 
+pub mod command;
 pub mod correlate;
 pub mod diagnose;
 pub mod history;
@@ -14,4 +15,5 @@ pub mod units;
 pub use units::Millis;
 
 mod machine;
-pub use machine::{Action, Agent, CommandDone, Counters, DpdRecord, Job, Line, Settings};
+pub use command::{CommandError, CommandErrorKind, Job};
+pub use machine::{Action, Agent, CommandDone, Counters, DpdRecord, Line, Settings};

@@ -15,9 +15,10 @@ use std::path::Path;
 use heapless::Vec as HVec;
 use log::Level;
 use swandog::agent::{Action, Agent, CommandDone, Job, Millis, Settings};
+use swandog::agent::{CommandError, CommandErrorKind};
 use swandog::limits::VICI_RECV_BUFFER_BYTES;
 use swandog::sample::load::LoadSample;
-use swandog::vici::client::{ClientError, InitiateReply};
+use swandog::vici::client::InitiateReply;
 use swandog::vici::sa::{Conn, Event, IkeSa, LogLine, Name};
 use swandog::vici::wire::{split_frame, Error as WireError, Packet, PacketType, Writer};
 
@@ -634,8 +635,13 @@ impl Sim {
                 first = false;
             }
         });
-        self.agent
-            .on_sas_done(self.now, Err(&ClientError::Timeout("list-sas")));
+        self.agent.on_sas_done(
+            self.now,
+            Err(&CommandError::new(
+                CommandErrorKind::Timeout,
+                "charon did not answer list-sas",
+            )),
+        );
     }
 
     /// An event arrives now (the shell hands it over, then polls).
