@@ -7,56 +7,34 @@
 //! `message.c`), as the VICI `log` event carries them (level ≤ 1, no `[IKE]` prefix).
 //!
 //! ```
-//! use swandog::agent::diagnose::{classify_ike_down, classify_log, DownCause, FailureCause, LogSignal};
+//! use swandog::agent::diagnose::{classify_ike_down, classify_log, Cause, LogSignal};
 //!
 //! let cause = classify_ike_down("ESTABLISHED", ["IKE_DPD"], []);
-//! assert_eq!(cause, DownCause::Dpd);
+//! assert_eq!(cause, Cause::Dpd);
 //!
 //! let signal = classify_log("received NO_PROPOSAL_CHOSEN notify error").unwrap();
 //! assert_eq!(signal, LogSignal::ProposalMismatch);
-//! assert_eq!(signal.failure_cause(), Some(FailureCause::ProposalMismatch));
-//! assert!(FailureCause::ProposalMismatch.advice().starts_with("proposal / DH group mismatch"));
+//! assert_eq!(signal.failure_cause(), Some(Cause::ProposalMismatch));
+//! assert!(Cause::ProposalMismatch.advice().starts_with("proposal / DH group mismatch"));
 //! ```
 
 use heapless::{String, Vec};
 
+pub use crate::agent::cause::Cause;
 use crate::agent::Millis;
 use crate::limits::{DPD_TRACKED_IKES_MAX, DPD_UNANSWERED_MAX_MS, NAME_MAX_BYTES};
+use crate::vici::sa::IkeSa;
 
-/// Why an IKE_SA or CHILD_SA went down, read off the IKE_SA's state and task lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DownCause {
-    /// Dead peer detection gave up (IKE_DPD, ISAKMP_DPD or — with MOBIKE — IKE_MOBIKE was
-    /// running on an established IKE_SA).
-    Dpd,
-    /// The peer deleted the IKE_SA.
-    PeerDeleted,
-    /// This side deleted the IKE_SA (`terminate`, config reload, shutdown).
-    LocalTerminate,
-    /// The peer deleted one CHILD_SA; the IKE_SA lives on.
-    PeerDeletedChild,
-    /// This side deleted one CHILD_SA; the IKE_SA lives on.
-    LocalDeletedChild,
-    /// Anything else (IKEv1 DPD shows up here: see [`DpdTracker`]).
-    Other,
-}
-
-impl DownCause {
-    /// Whether this is a DPD failure, the kind the load verdict is about.
-    pub fn is_dpd_failure(self) -> bool {
-        self == DownCause::Dpd
-    }
-
-    /// A short stable label for logs and the status file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DownCause::Dpd => "dpd",
-            DownCause::PeerDeleted => "peer-deleted",
-            DownCause::LocalTerminate => "local-terminate",
-            DownCause::PeerDeletedChild => "peer-deleted-child",
-            DownCause::LocalDeletedChild => "local-deleted-child",
-            DownCause::Other => "other",
-        }
+/// Classifies the down of an updown event: `child_event` for a `child-updown` (then a child
+/// that went with its IKE_SA gets the IKE_SA's cause), else an `ike-updown`. The one place a
+/// down is classified; everything after it passes the [`Cause`] on.
+pub fn classify_down(ike: &IkeSa, child_event: bool) -> Cause {
+    let state = ike.state.as_str();
+    let (active, passive) = (ike.tasks_active.names(), ike.tasks_passive.names());
+    if child_event {
+        classify_child_down(state, active, passive)
+    } else {
+        classify_ike_down(state, active, passive)
     }
 }
 
@@ -66,7 +44,7 @@ pub fn classify_ike_down<'a>(
     state: &str,
     tasks_active: impl IntoIterator<Item = &'a str>,
     tasks_passive: impl IntoIterator<Item = &'a str>,
-) -> DownCause {
+) -> Cause {
     ike_cause(state, &Seen::of(tasks_active), &Seen::of(tasks_passive))
 }
 
@@ -76,28 +54,31 @@ pub fn classify_child_down<'a>(
     ike_state: &str,
     tasks_active: impl IntoIterator<Item = &'a str>,
     tasks_passive: impl IntoIterator<Item = &'a str>,
-) -> DownCause {
+) -> Cause {
     let active = Seen::of(tasks_active);
     let passive = Seen::of(tasks_passive);
     let ike_lives = ike_state != "DELETING" && ike_state != "DESTROYING";
     if ike_lives && passive.child_delete && !passive.ike_delete {
-        DownCause::PeerDeletedChild
+        Cause::PeerDeletedChild
     } else if ike_lives && active.child_delete && !active.ike_delete {
-        DownCause::LocalDeletedChild
+        Cause::LocalDeletedChild
     } else {
-        ike_cause(ike_state, &active, &passive)
+        match ike_cause(ike_state, &active, &passive) {
+            Cause::IkeDown => Cause::ChildDown,
+            cause => cause,
+        }
     }
 }
 
-fn ike_cause(state: &str, active: &Seen, passive: &Seen) -> DownCause {
+fn ike_cause(state: &str, active: &Seen, passive: &Seen) -> Cause {
     if passive.ike_delete {
-        DownCause::PeerDeleted
+        Cause::PeerDeletedIke
     } else if active.ike_delete {
-        DownCause::LocalTerminate
+        Cause::LocalDeletedIke
     } else if active.dpd && state != "DELETING" {
-        DownCause::Dpd
+        Cause::Dpd
     } else {
-        DownCause::Other
+        Cause::IkeDown
     }
 }
 
@@ -123,63 +104,6 @@ impl Seen {
             }
         }
         seen
-    }
-}
-
-/// What a failed exchange most likely means to the operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureCause {
-    /// No answer at all.
-    NoReply,
-    /// NO_PROPOSAL_CHOSEN, or no acceptable proposal here.
-    ProposalMismatch,
-    /// TS_UNACCEPTABLE, or unacceptable traffic selectors here.
-    TsMismatch,
-    /// AUTHENTICATION_FAILED, a MAC mismatch, no key or no matching peer config.
-    AuthFailed,
-    /// The peer deleted the SA.
-    PeerDeleted,
-    /// Dead peer detection gave up.
-    Dpd,
-    /// Nothing recognised.
-    Unknown,
-}
-
-impl FailureCause {
-    /// The operator's most likely fix, in one line.
-    pub fn advice(self) -> &'static str {
-        match self {
-            FailureCause::NoReply => "peer down or UDP 500/4500 blocked: check the peer and the path",
-            FailureCause::ProposalMismatch => {
-                "proposal / DH group mismatch: make the IKE and ESP proposals match on both sides"
-            }
-            FailureCause::TsMismatch => {
-                "traffic selector mismatch (e.g. /24 vs /32): make local_ts/remote_ts match the peer"
-            }
-            FailureCause::AuthFailed => {
-                "PSK or identity mismatch: check the secret and local/remote id"
-            }
-            FailureCause::PeerDeleted => {
-                "the peer closed it: check the peer's log for why (restart, config change, lifetime)"
-            }
-            FailureCause::Dpd => {
-                "dead peer detection gave up: see the load verdict for this tunnel"
-            }
-            FailureCause::Unknown => "no known cause in charon's log: run charon with more logging",
-        }
-    }
-
-    /// A short stable label for logs and the status file (`last_failure`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureCause::NoReply => "no-reply",
-            FailureCause::ProposalMismatch => "proposal-mismatch",
-            FailureCause::TsMismatch => "ts-mismatch",
-            FailureCause::AuthFailed => "auth-failed",
-            FailureCause::PeerDeleted => "peer-deleted",
-            FailureCause::Dpd => "dpd",
-            FailureCause::Unknown => "unknown",
-        }
     }
 }
 
@@ -231,18 +155,15 @@ pub enum LogSignal {
 
 impl LogSignal {
     /// The failure this line points to, if it is one.
-    pub fn failure_cause(self) -> Option<FailureCause> {
+    pub fn failure_cause(self) -> Option<Cause> {
         match self {
-            LogSignal::GaveUp { .. } | LogSignal::PeerNotResponding { .. } => {
-                Some(FailureCause::NoReply)
-            }
-            LogSignal::DpdTimedOut => Some(FailureCause::Dpd),
-            LogSignal::ProposalMismatch => Some(FailureCause::ProposalMismatch),
-            LogSignal::TsMismatch => Some(FailureCause::TsMismatch),
-            LogSignal::AuthFailed => Some(FailureCause::AuthFailed),
-            LogSignal::PeerDeletedIke | LogSignal::PeerDeletedChild => {
-                Some(FailureCause::PeerDeleted)
-            }
+            LogSignal::GaveUp { .. } | LogSignal::PeerNotResponding { .. } => Some(Cause::NoReply),
+            LogSignal::DpdTimedOut => Some(Cause::Dpd),
+            LogSignal::ProposalMismatch => Some(Cause::ProposalMismatch),
+            LogSignal::TsMismatch => Some(Cause::TsMismatch),
+            LogSignal::AuthFailed => Some(Cause::AuthFailed),
+            LogSignal::PeerDeletedIke => Some(Cause::PeerDeletedIke),
+            LogSignal::PeerDeletedChild => Some(Cause::PeerDeletedChild),
             LogSignal::DpdRequestSent
             | LogSignal::Retransmit { .. }
             | LogSignal::ResponseReceived
@@ -358,7 +279,7 @@ pub struct Unanswered {
 
 impl Unanswered {
     /// Whether charon gave up on a DPD request: a DPD failure even if the down event says
-    /// [`DownCause::Other`] (IKEv1).
+    /// [`Cause::IkeDown`] (IKEv1).
     pub fn is_dpd_failure(&self) -> bool {
         self.dpd && self.gave_up_at.is_some()
     }
@@ -489,43 +410,43 @@ mod tests {
     fn dpd_task_on_established_ike_down_is_a_dpd_failure() {
         assert_eq!(
             classify_ike_down("ESTABLISHED", ["IKE_DPD"], []),
-            DownCause::Dpd
+            Cause::Dpd
         );
         assert_eq!(
             classify_ike_down("ESTABLISHED", ["CHILD_REKEY", "ISAKMP_DPD"], []),
-            DownCause::Dpd
+            Cause::Dpd
         );
-        assert!(DownCause::Dpd.is_dpd_failure());
+        assert!(Cause::Dpd.is_dpd_failure());
     }
 
     #[test]
     fn mobike_initiator_dpd_failure_is_a_dpd_failure() {
         assert_eq!(
             classify_ike_down("ESTABLISHED", ["IKE_MOBIKE"], []),
-            DownCause::Dpd
+            Cause::Dpd
         );
     }
 
     #[test]
     fn peer_delete_is_not_a_dpd_failure() {
         let cause = classify_ike_down("DELETING", [], ["IKE_DELETE"]);
-        assert_eq!(cause, DownCause::PeerDeleted);
+        assert_eq!(cause, Cause::PeerDeletedIke);
         assert!(!cause.is_dpd_failure());
         // Even with a DPD queued on this side at the time.
         assert_eq!(
             classify_ike_down("DELETING", ["IKE_DPD"], ["IKE_DELETE"]),
-            DownCause::PeerDeleted
+            Cause::PeerDeletedIke
         );
     }
 
     #[test]
     fn local_terminate_is_not_a_dpd_failure() {
         let cause = classify_ike_down("DELETING", ["IKE_DELETE"], []);
-        assert_eq!(cause, DownCause::LocalTerminate);
+        assert_eq!(cause, Cause::LocalDeletedIke);
         assert!(!cause.is_dpd_failure());
         assert_eq!(
             classify_ike_down("DELETING", ["IKE_DELETE", "IKE_DPD"], []),
-            DownCause::LocalTerminate
+            Cause::LocalDeletedIke
         );
     }
 
@@ -538,20 +459,20 @@ mod tests {
         let state = IkeState::Established.as_str();
         assert_eq!(
             classify_ike_down(state, active.names(), passive.names()),
-            DownCause::Dpd
+            Cause::Dpd
         );
         assert_eq!(
             classify_child_down(state, active.names(), passive.names()),
-            DownCause::Dpd
+            Cause::Dpd
         );
     }
 
     #[test]
-    fn down_without_telling_tasks_is_other() {
-        assert_eq!(classify_ike_down("ESTABLISHED", [], []), DownCause::Other);
+    fn down_without_telling_tasks_is_ike_down() {
+        assert_eq!(classify_ike_down("ESTABLISHED", [], []), Cause::IkeDown);
         assert_eq!(
             classify_ike_down("DELETING", ["IKE_DPD"], []),
-            DownCause::Other
+            Cause::IkeDown
         );
     }
 
@@ -559,11 +480,11 @@ mod tests {
     fn child_delete_under_living_ike_is_child_only() {
         assert_eq!(
             classify_child_down("ESTABLISHED", [], ["CHILD_DELETE"]),
-            DownCause::PeerDeletedChild
+            Cause::PeerDeletedChild
         );
         assert_eq!(
             classify_child_down("ESTABLISHED", ["CHILD_DELETE"], []),
-            DownCause::LocalDeletedChild
+            Cause::LocalDeletedChild
         );
     }
 
@@ -571,11 +492,11 @@ mod tests {
     fn child_going_down_with_its_ike_gets_the_ike_cause() {
         assert_eq!(
             classify_child_down("ESTABLISHED", ["IKE_DPD"], []),
-            DownCause::Dpd
+            Cause::Dpd
         );
         assert_eq!(
             classify_child_down("DELETING", [], ["IKE_DELETE", "CHILD_DELETE"]),
-            DownCause::PeerDeleted
+            Cause::PeerDeletedIke
         );
     }
 
@@ -732,30 +653,30 @@ mod tests {
         let cause = |l: &str| classify_log(l).and_then(LogSignal::failure_cause);
         assert_eq!(
             cause("establishing IKE_SA failed, peer not responding"),
-            Some(FailureCause::NoReply)
+            Some(Cause::NoReply)
         );
         assert_eq!(
             cause("received TS_UNACCEPTABLE notify, no CHILD_SA built"),
-            Some(FailureCause::TsMismatch)
+            Some(Cause::TsMismatch)
         );
         assert_eq!(
             cause("DPD check timed out, enforcing DPD action"),
-            Some(FailureCause::Dpd)
+            Some(Cause::Dpd)
         );
         assert_eq!(cause("sending DPD request"), None);
         assert_eq!(
-            FailureCause::NoReply.advice(),
+            Cause::NoReply.advice(),
             "peer down or UDP 500/4500 blocked: check the peer and the path"
         );
         assert_eq!(
-            FailureCause::TsMismatch.advice(),
+            Cause::TsMismatch.advice(),
             "traffic selector mismatch (e.g. /24 vs /32): make local_ts/remote_ts match the peer"
         );
         assert_eq!(
-            FailureCause::AuthFailed.advice(),
+            Cause::AuthFailed.advice(),
             "PSK or identity mismatch: check the secret and local/remote id"
         );
-        assert_eq!(FailureCause::AuthFailed.as_str(), "auth-failed");
+        assert_eq!(Cause::AuthFailed.label(), "auth-failed");
     }
 
     fn feed(t: &mut DpdTracker, ike: &str, at: Millis, line: &str) {

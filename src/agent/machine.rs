@@ -21,16 +21,14 @@ use heapless::{Deque, String, Vec};
 use super::plan::WatchNames;
 use log::Level;
 
+use super::cause::Cause;
 use super::command::{CommandError, CommandErrorKind, Job, KindsSeen};
 use super::correlate::{format_dpd_line, verdict, LoadThresholds, RateClass, RateTracker, Verdict};
-use super::diagnose::{
-    classify_child_down, classify_ike_down, classify_log, DownCause, DpdTracker, FailureCause,
-    LogSignal,
-};
+use super::diagnose::{classify_down, classify_log, DpdTracker, LogSignal};
 use super::history::LoadHistory;
 use super::keeper::{
-    cause_text, InitiateOutcome, Keeper, KeeperAction, KeeperReport, KeeperSettings, KeptState,
-    ReportKind, Span, WatchError, WatchReason, CAUSE_NOT_CONFIGURED,
+    InitiateOutcome, Keeper, KeeperAction, KeeperReport, KeeperSettings, KeptState, ReportKind,
+    Span, WatchError, WatchReason,
 };
 use super::lines::LineQueue;
 use super::throttle::{Pace, Throttle, ThrottleSettings};
@@ -160,9 +158,9 @@ pub struct Agent {
     rate: RateTracker,
     rate_class: RateClass,
     dpd_records: Deque<DpdRecord, DPD_RECORDS_MAX>,
-    recent_causes: Vec<(Name, FailureCause, Millis), RECENT_CAUSES_MAX>,
+    recent_causes: Vec<(Name, Cause, Millis), RECENT_CAUSES_MAX>,
     /// What the control-log of each running `initiate` said: last failure cause, duplicate.
-    initiating: Vec<(Name, Option<FailureCause>, bool), INITIATES_IN_FLIGHT_MAX>,
+    initiating: Vec<(Name, Option<Cause>, bool), INITIATES_IN_FLIGHT_MAX>,
     keeper: Keeper,
     throttle: Throttle,
     pending: LineQueue,
@@ -416,19 +414,21 @@ impl Agent {
             }
             Event::IkeUpDown { up: true, ike } => {
                 self.dpd.forget(&ike.name);
-                self.keeper.on_ike_updown(now, true, ike);
+                self.keeper.on_ike_updown(now, true, ike, Cause::IkeDown);
                 self.status_dirty = true;
             }
             Event::IkeUpDown { up: false, ike } => self.on_ike_down(now, ike),
             Event::ChildUpDown { up, ike } => {
+                // Classified once, here; the keeper's line and ours say the same.
+                let cause = classify_down(ike, true);
                 if *up {
                     // A route-based child that comes up is watched at once, not at the next
                     // poll (charon started after swandog; a new connection loaded).
                     self.discover(core::slice::from_ref(ike));
                 } else {
-                    self.on_child_down(now, ike);
+                    self.on_child_down(now, ike, cause);
                 }
-                self.keeper.on_child_updown(now, *up, ike);
+                self.keeper.on_child_updown(now, *up, ike, cause);
                 self.status_dirty = true;
             }
         }
@@ -472,16 +472,12 @@ impl Agent {
         // No reply and DPD have their own lines (keeper summaries, verdicts), and so do deletes:
         // the updown event that follows says who deleted (a local terminate also logs "received
         // DELETE" for the peer's answer), so the log line is never a second verdict.
-        let config_error = matches!(
-            cause,
-            FailureCause::ProposalMismatch | FailureCause::TsMismatch | FailureCause::AuthFailed
-        );
-        if fresh && config_error {
+        if fresh && cause.is_config_error() {
             self.say(
                 Level::Warn,
                 line(format_args!(
                     "{subject}: {}: {}",
-                    cause.as_str(),
+                    cause.label(),
                     cause.advice()
                 )),
             );
@@ -489,18 +485,16 @@ impl Agent {
     }
 
     fn on_ike_down(&mut self, now: Millis, ike: &IkeSa) {
-        let cause = classify_ike_down(
-            ike.state.as_str(),
-            ike.tasks_active.names(),
-            ike.tasks_passive.names(),
-        );
+        let cause = classify_down(ike, false);
         let unanswered = self.dpd.take(&ike.name, now);
         // With MOBIKE, the initiator's liveness check runs as IKE_MOBIKE, not IKE_DPD.
         let mobike_dpd = ike.state == IkeState::Established
             && ike.tasks_active.contains("IKE_MOBIKE")
             && unanswered.is_some_and(|u| u.gave_up_at.is_some());
         let is_dpd =
-            cause == DownCause::Dpd || mobike_dpd || unanswered.is_some_and(|u| u.is_dpd_failure());
+            cause == Cause::Dpd || mobike_dpd || unanswered.is_some_and(|u| u.is_dpd_failure());
+        // What the log and the task lists say together is the one cause the keeper gets too.
+        let cause = if is_dpd { Cause::Dpd } else { cause };
         if is_dpd {
             let window = self.settings.dpd_window_ms;
             let from = unanswered
@@ -531,25 +525,17 @@ impl Agent {
                 line(format_args!(
                     "{}: IKE_SA down ({})",
                     ike.name,
-                    cause.as_str()
+                    cause.label()
                 )),
             );
         }
-        self.keeper.on_ike_updown(now, false, ike);
+        self.keeper.on_ike_updown(now, false, ike, cause);
         self.status_dirty = true;
     }
 
-    fn on_child_down(&mut self, _now: Millis, ike: &IkeSa) {
-        let cause = classify_child_down(
-            ike.state.as_str(),
-            ike.tasks_active.names(),
-            ike.tasks_passive.names(),
-        );
+    fn on_child_down(&mut self, _now: Millis, ike: &IkeSa, cause: Cause) {
         // A child that goes down with its IKE_SA was reported on the IKE_SA.
-        if matches!(
-            cause,
-            DownCause::PeerDeletedChild | DownCause::LocalDeletedChild
-        ) {
+        if matches!(cause, Cause::PeerDeletedChild | Cause::LocalDeletedChild) {
             for child in &ike.children {
                 if !self.keeper.is_watched(&child.name) {
                     self.say(
@@ -558,7 +544,7 @@ impl Agent {
                             "{}: CHILD_SA of {} down ({})",
                             child.name,
                             ike.name,
-                            cause.as_str()
+                            cause.label()
                         )),
                     );
                 }
@@ -800,9 +786,9 @@ impl Agent {
                             ok: reply.success,
                             duplicate,
                             cause: if unconfigured {
-                                Some(CAUSE_NOT_CONFIGURED)
+                                Some(Cause::NotConfigured)
                             } else {
-                                cause.map(FailureCause::as_str)
+                                cause
                             },
                         }
                     }
@@ -811,12 +797,9 @@ impl Agent {
                         InitiateOutcome {
                             ok: false,
                             duplicate: false,
-                            cause: Some(match e {
-                                CommandError {
-                                    kind: CommandErrorKind::Timeout,
-                                    ..
-                                } => "charon-timeout",
-                                _ => "vici-error",
+                            cause: Some(match e.kind {
+                                CommandErrorKind::Timeout => Cause::CharonTimeout,
+                                _ => Cause::ViciError,
                             }),
                         }
                     }
@@ -1032,7 +1015,7 @@ impl Agent {
                 } else {
                     ""
                 },
-                child.last_failure.map_or("", cause_text)
+                child.last_failure.map_or("", Cause::text)
             ));
             emit(Level::Info, &text);
         }
@@ -1099,7 +1082,7 @@ impl Agent {
             json_str(out, reason_label(c.reason))?;
             out.write_str(",\"last_failure\":")?;
             match c.last_failure {
-                Some(f) => json_str(out, f)?,
+                Some(f) => json_str(out, f.label())?,
                 None => out.write_str("null")?,
             }
             out.write_str(",\"next_attempt\":")?;
@@ -1255,7 +1238,7 @@ impl Agent {
                 }
             }
             if let Some(f) = c.last_failure {
-                writeln!(out, "      last failure: {}", cause_text(f))?;
+                writeln!(out, "      last failure: {}", f.text())?;
             }
             if c.stale {
                 writeln!(out, "      one-sided: packets go out, none come in")?;

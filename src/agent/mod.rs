@@ -2,6 +2,7 @@
 //!
 //! Nothing in here touches a socket, a clock or a file; the smol shell in `main.rs` feeds it.
 
+pub mod cause;
 pub mod command;
 pub mod correlate;
 pub mod diagnose;

@@ -93,7 +93,8 @@ use core::net::IpAddr;
 
 use heapless::{Deque, String, Vec};
 
-use super::{diagnose, Millis};
+pub use super::cause::Cause;
+use super::Millis;
 use crate::config::Config;
 use crate::limits::{
     HOST_MAX_BYTES, KEEPER_BACKOFF_CAP_MS, KEEPER_BACKOFF_MIN_MS, KEEPER_DUPLICATE_CONFIRM_MS,
@@ -117,14 +118,9 @@ mod watch;
 pub use super::units::Span;
 pub use basis::{auto_basis, Basis};
 use report::summary_offset;
-pub use report::{cause_text, KeeperReport, Plan, ReportKind};
+pub use report::{KeeperReport, Plan, ReportKind};
 pub use stale::StaleResponse;
 pub use watch::WatchError;
-
-/// Failure label the keeper uses when charon never answered an `initiate` in time.
-pub const CAUSE_NO_RESULT: &str = "no-result";
-/// Failure label when charon answers that the child's configuration does not exist.
-pub const CAUSE_NOT_CONFIGURED: &str = "not-configured";
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -210,56 +206,8 @@ pub struct InitiateOutcome {
     pub ok: bool,
     /// Failed "due to existing duplicate": the child is up, which is what was wanted.
     pub duplicate: bool,
-    /// Short failure label from the classifier (`no-reply`, `proposal-mismatch`, `ts-mismatch`,
-    /// `auth-failed`, …), when known.
-    pub cause: Option<&'static str>,
-}
-
-/// Why the keeper believes a child went down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DownCause {
-    /// Its IKE_SA was declared dead by DPD (state ESTABLISHED, tasks-active IKE_DPD).
-    Dpd,
-    /// The peer deleted the IKE_SA (tasks-passive IKE_DELETE).
-    PeerDeletedIke,
-    /// The IKE_SA was terminated on this side (tasks-active IKE_DELETE).
-    LocalDeletedIke,
-    /// The peer deleted this CHILD_SA (tasks-passive CHILD_DELETE).
-    PeerDeletedChild,
-    /// The CHILD_SA was terminated on this side (tasks-active CHILD_DELETE).
-    LocalDeletedChild,
-    /// Its IKE_SA went down for a reason the event does not show.
-    IkeDown,
-    /// The CHILD_SA went down for a reason the event does not show.
-    ChildDown,
-    /// Not established when first seen (agent start).
-    NotEstablished,
-    /// Gone from `list-sas` without an event (missed while reconnecting?).
-    Vanished,
-    /// Terminated by swandog because it was one-sided.
-    Stale,
-}
-
-impl DownCause {
-    /// Reads the cause from the IKE section of an updown event, with `diagnose`'s classifier.
-    pub fn classify(ike: &IkeSa, child_event: bool) -> DownCause {
-        let state = ike.state.as_str();
-        let (active, passive) = (ike.tasks_active.names(), ike.tasks_passive.names());
-        let cause = if child_event {
-            diagnose::classify_child_down(state, active, passive)
-        } else {
-            diagnose::classify_ike_down(state, active, passive)
-        };
-        match cause {
-            diagnose::DownCause::Dpd => DownCause::Dpd,
-            diagnose::DownCause::PeerDeleted => DownCause::PeerDeletedIke,
-            diagnose::DownCause::LocalTerminate => DownCause::LocalDeletedIke,
-            diagnose::DownCause::PeerDeletedChild => DownCause::PeerDeletedChild,
-            diagnose::DownCause::LocalDeletedChild => DownCause::LocalDeletedChild,
-            diagnose::DownCause::Other if child_event => DownCause::ChildDown,
-            diagnose::DownCause::Other => DownCause::IkeDown,
-        }
-    }
+    /// Why it failed, when charon's log or answer said.
+    pub cause: Option<Cause>,
 }
 
 /// What the shell must do.
@@ -339,7 +287,7 @@ pub struct ChildStatus<'a> {
     /// Initiates sent in the current outage.
     pub attempts_since_down: u32,
     /// Label of the last failed attempt.
-    pub last_failure: Option<&'static str>,
+    pub last_failure: Option<Cause>,
     /// Time of the next attempt, when one is scheduled.
     pub next_attempt_at: Option<Millis>,
     /// Whether, and why, this side initiates it.
@@ -441,7 +389,7 @@ struct Watched {
     attempts: u32,
     initiates: u32,
     reinitiations: u32,
-    last_failure: Option<&'static str>,
+    last_failure: Option<Cause>,
     failure_reported: bool,
     next_attempt_at: Option<Millis>,
     latest_at: Millis,
@@ -561,9 +509,9 @@ impl Keeper {
     // ---- inputs ------------------------------------------------------------------------------
 
     /// A `child-updown` event; `ike.children` holds the child.
-    pub fn on_child_updown(&mut self, now: Millis, up: bool, ike: &IkeSa) {
+    /// `cause` is the down's classification (`diagnose::classify_down`); ignored for an up.
+    pub fn on_child_updown(&mut self, now: Millis, up: bool, ike: &IkeSa, cause: Cause) {
         self.learn_endpoints(ike);
-        let cause = DownCause::classify(ike, true);
         for c in &ike.children {
             let Some(i) = self.find(&c.name, &ike.name) else {
                 continue;
@@ -604,12 +552,12 @@ impl Keeper {
     }
 
     /// An `ike-updown` event: a down takes every child of that IKE_SA with it.
-    pub fn on_ike_updown(&mut self, now: Millis, up: bool, ike: &IkeSa) {
+    /// `cause` is the down's classification (`diagnose::classify_down`); ignored for an up.
+    pub fn on_ike_updown(&mut self, now: Millis, up: bool, ike: &IkeSa, cause: Cause) {
         self.learn_endpoints(ike);
         let Some(e) = self.ike_index(&ike.name) else {
             return;
         };
-        let cause = DownCause::classify(ike, false);
         for i in 0..self.children.len() {
             if self.children[i].ike != e || !self.children[i].configured {
                 continue;
@@ -645,7 +593,7 @@ impl Keeper {
         if outcome.ok || outcome.duplicate {
             self.mark_up(i, now);
         } else {
-            self.fail(i, now, outcome.cause.unwrap_or("unknown"));
+            self.fail(i, now, outcome.cause.unwrap_or(Cause::Unknown));
         }
     }
 
@@ -670,7 +618,7 @@ impl Keeper {
         for i in 0..self.children.len() {
             if let Phase::Initiating { started } = self.children[i].phase {
                 if now >= started.saturating_add(timeout) {
-                    self.fail(i, now, CAUSE_NO_RESULT);
+                    self.fail(i, now, Cause::NoResult);
                 }
             }
             self.summarize(i, now);
@@ -856,7 +804,7 @@ impl Keeper {
     }
 
     /// An SA of the child went away; `gone` picks which remembered SAs it was.
-    fn sa_gone(&mut self, i: usize, now: Millis, gone: impl Fn(&SaId) -> bool, cause: DownCause) {
+    fn sa_gone(&mut self, i: usize, now: Millis, gone: impl Fn(&SaId) -> bool, cause: Cause) {
         let w = &mut self.children[i];
         if !w.sas.is_empty() {
             let before = w.sas.len();
@@ -870,7 +818,7 @@ impl Keeper {
         }
     }
 
-    fn go_down(&mut self, i: usize, now: Millis, cause: DownCause, report: bool) {
+    fn go_down(&mut self, i: usize, now: Millis, cause: Cause, report: bool) {
         let basis = self.decide(self.children[i].ike);
         let w = &mut self.children[i];
         match w.phase {
@@ -921,7 +869,7 @@ impl Keeper {
         }
     }
 
-    fn fail(&mut self, i: usize, now: Millis, cause: &'static str) {
+    fn fail(&mut self, i: usize, now: Millis, cause: Cause) {
         let Phase::Initiating { started } = self.children[i].phase else {
             return; // a late answer to an attempt already given up on
         };

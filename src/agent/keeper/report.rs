@@ -26,7 +26,7 @@ pub enum ReportKind {
     /// The child went down.
     Down {
         /// Why.
-        cause: DownCause,
+        cause: Cause,
         /// What happens next.
         plan: Plan,
     },
@@ -40,7 +40,7 @@ pub enum ReportKind {
     /// The first attempt of a down episode failed (later failures go into summaries).
     AttemptFailed {
         /// Failure label.
-        cause: &'static str,
+        cause: Cause,
         /// Delay to the next attempt.
         retry_in_ms: Millis,
         /// The backoff cap.
@@ -53,7 +53,7 @@ pub enum ReportKind {
         /// Initiates made so far in this outage.
         attempts: u32,
         /// Label of the last failure.
-        last_cause: Option<&'static str>,
+        last_cause: Option<Cause>,
         /// Set when this side does not initiate.
         left_to_peer: Option<Basis>,
     },
@@ -74,7 +74,7 @@ pub enum ReportKind {
         /// Initiates in the current outage.
         attempts: u32,
         /// Label of the last failure.
-        last_cause: Option<&'static str>,
+        last_cause: Option<Cause>,
     },
     /// Up for `KEEPER_QUIET_EXIT_UP_MS` after flapping: per-change lines resume.
     Stable {
@@ -141,24 +141,6 @@ pub(super) fn summary_offset(k: u32) -> Millis {
     }
 }
 
-/// Operator wording for the failure labels of `diagnose::FailureCause::as_str` (and the
-/// keeper's own `no-result`); other labels pass through.
-pub fn cause_text(label: &'static str) -> &'static str {
-    match label {
-        "no-reply" => "no reply (peer down or UDP 500/4500 blocked)",
-        "proposal-mismatch" => "no proposal chosen (crypto proposals differ)",
-        "ts-mismatch" => "traffic selectors unacceptable (subnets differ)",
-        "auth-failed" => "authentication failed (PSK, certificate or identity)",
-        "peer-deleted" => "the peer closed it",
-        "dpd" => "dead peer detection gave up",
-        "unknown" => "no known cause in charon's log",
-        "timeout" => "initiate timed out",
-        CAUSE_NO_RESULT => "no answer from charon to initiate",
-        CAUSE_NOT_CONFIGURED => "charon has no such configuration (removed by swanctl --load-all?)",
-        other => other,
-    }
-}
-
 pub(super) fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 {
         one
@@ -174,18 +156,7 @@ impl fmt::Display for KeeperReport {
         match self.kind {
             ReportKind::Down { cause, plan } => {
                 f.write_str("down (")?;
-                match cause {
-                    DownCause::Dpd => write!(f, "IKE {ike} deleted by DPD")?,
-                    DownCause::PeerDeletedIke => write!(f, "peer deleted IKE {ike}")?,
-                    DownCause::LocalDeletedIke => write!(f, "IKE {ike} terminated locally")?,
-                    DownCause::PeerDeletedChild => f.write_str("peer deleted the CHILD_SA")?,
-                    DownCause::LocalDeletedChild => f.write_str("CHILD_SA terminated locally")?,
-                    DownCause::IkeDown => write!(f, "IKE {ike} went down")?,
-                    DownCause::ChildDown => f.write_str("CHILD_SA went down")?,
-                    DownCause::NotEstablished => f.write_str("not established")?,
-                    DownCause::Vanished => f.write_str("gone from list-sas")?,
-                    DownCause::Stale => f.write_str("one-sided, terminated by swandog")?,
-                }
+                write!(f, "{}", cause.down(ike))?;
                 match plan {
                     Plan::Retry { in_ms, basis } => {
                         write!(f, "); re-initiating in {}", Span(in_ms))?;
@@ -218,7 +189,7 @@ impl fmt::Display for KeeperReport {
             } => write!(
                 f,
                 "re-initiation failed: {}; retrying in {}, backing off up to {}",
-                cause_text(cause),
+                cause.text(),
                 Span(retry_in_ms),
                 Span(cap_ms)
             ),
@@ -238,7 +209,7 @@ impl fmt::Display for KeeperReport {
                     plural(attempts, "attempt", "attempts")
                 )?;
                 if let Some(cause) = last_cause {
-                    write!(f, ", last cause: {}", cause_text(cause))?;
+                    write!(f, ", last cause: {}", cause.text())?;
                 }
                 Ok(())
             }
@@ -262,7 +233,7 @@ impl fmt::Display for KeeperReport {
                         write!(f, "; down for {}, {attempts} ", Span(d))?;
                         f.write_str(plural(attempts, "attempt", "attempts"))?;
                         match last_cause {
-                            Some(c) => write!(f, ", last cause: {}", cause_text(c)),
+                            Some(c) => write!(f, ", last cause: {}", c.text()),
                             None => Ok(()),
                         }
                     }

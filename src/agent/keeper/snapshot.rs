@@ -98,8 +98,8 @@ impl Keeper {
             } else if !seen.uncertain {
                 w.sas.clear();
                 let cause = match w.phase {
-                    Phase::Unknown => DownCause::NotEstablished,
-                    _ => DownCause::Vanished,
+                    Phase::Unknown => Cause::NotEstablished,
+                    _ => Cause::Vanished,
                 };
                 if matches!(w.phase, Phase::Unknown | Phase::Up) {
                     self.go_down(i, t, cause, true);

@@ -61,7 +61,7 @@ impl Keeper {
             w.stale.reported = false; // one more line if the new SA is one-sided too
             w.terminate = Some(c.child);
             w.terminating = Some(c.child);
-            self.go_down(i, t, DownCause::Stale, false);
+            self.go_down(i, t, Cause::Stale, false);
         }
     }
 }

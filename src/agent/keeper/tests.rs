@@ -1,4 +1,5 @@
 use super::*;
+use crate::agent::diagnose::classify_down;
 use crate::vici::sa::ChildSa;
 use std::collections::BTreeMap;
 use std::string::{String as Text, ToString};
@@ -92,7 +93,7 @@ struct Lab {
     reachable: bool,
     ok_after: Millis,
     fail_after: Millis,
-    fail_cause: &'static str,
+    fail_cause: Cause,
     charon_connecting: bool,
     drop_after: Option<Millis>,
     up: BTreeMap<Text, (u32, u32)>,
@@ -122,7 +123,7 @@ impl Lab {
             reachable: true,
             ok_after: 300,
             fail_after: 10 * S,
-            fail_cause: "no-reply",
+            fail_cause: Cause::NoReply,
             charon_connecting: false,
             drop_after: None,
             up: BTreeMap::new(),
@@ -171,7 +172,8 @@ impl Lab {
                 ike_uid,
                 &[child_sa(child, child_uid, ChildState::Installed)],
             );
-            self.k.on_child_updown(self.now, true, &view);
+            self.k
+                .on_child_updown(self.now, true, &view, classify_down(&view, true));
         }
         if let Some(after) = self.drop_after {
             let at = self.now + after;
@@ -201,7 +203,8 @@ impl Lab {
             .map(|(c, (_, u))| child_sa(c, *u, ChildState::Installed))
             .collect();
         let view = with_task(self.ike_view(ike, ike_uid, &children), &["IKE_DPD"], &[]);
-        self.k.on_ike_updown(self.now, false, &view);
+        self.k
+            .on_ike_updown(self.now, false, &view, classify_down(&view, false));
         for (c, (_, u)) in &gone {
             self.up.remove(c);
             let one = with_task(
@@ -209,7 +212,8 @@ impl Lab {
                 &["IKE_DPD"],
                 &[],
             );
-            self.k.on_child_updown(self.now, false, &one);
+            self.k
+                .on_child_updown(self.now, false, &one, classify_down(&one, true));
         }
     }
 
@@ -258,7 +262,8 @@ impl Lab {
                             &["CHILD_DELETE"],
                             &[],
                         );
-                        self.k.on_child_updown(self.now, false, &view);
+                        self.k
+                            .on_child_updown(self.now, false, &view, classify_down(&view, true));
                     }
                 }
                 KeeperAction::Initiate { child, .. } => {
@@ -326,7 +331,8 @@ impl Lab {
                             &[],
                             &["CHILD_DELETE"],
                         );
-                        self.k.on_child_updown(self.now, false, &view);
+                        self.k
+                            .on_child_updown(self.now, false, &view, classify_down(&view, true));
                     }
                 }
             }
@@ -596,7 +602,7 @@ fn auto_role_uses_conn_addresses_until_an_sa_shows_real_ones_and_initiates_when_
     assert_eq!(k.basis("con2"), Some(Basis::AutoPeerLower));
     // The SA's own view wins over the configuration, and sticks.
     let sa = ike_sa("con2", 1, IkeState::Established, &[]); // 192.0.2.1 ↔ 192.0.2.2
-    k.on_ike_updown(0, true, &sa);
+    k.on_ike_updown(0, true, &sa, classify_down(&sa, false));
     assert_eq!(k.basis("con2"), Some(Basis::AutoLocalLower));
     k.set_endpoints("con2", "192.0.2.3", "192.0.2.2");
     assert_eq!(k.basis("con2"), Some(Basis::AutoLocalLower));
@@ -703,7 +709,7 @@ fn existing_duplicate_counts_as_up() {
     let dup = InitiateOutcome {
         ok: false,
         duplicate: true,
-        cause: Some("existing duplicate"),
+        cause: None,
     };
     k.on_initiate_result(1200, "con2_1", "con2", dup);
     let l = lines(&drain(&mut k, 1200));
@@ -771,16 +777,16 @@ fn an_old_sa_going_down_after_make_before_break_leaves_the_child_up() {
         IkeState::Established,
         &[child_sa("con2_1", 11, ChildState::Installed)],
     );
-    k.on_ike_updown(5 * S, true, &new);
-    k.on_child_updown(5 * S, true, &new);
+    k.on_ike_updown(5 * S, true, &new, classify_down(&new, false));
+    k.on_child_updown(5 * S, true, &new, classify_down(&new, true));
     let old_going = with_task(old.clone(), &["IKE_DELETE"], &[]);
-    k.on_ike_updown(6 * S, false, &old_going);
-    k.on_child_updown(6 * S, false, &old_going);
+    k.on_ike_updown(6 * S, false, &old_going, classify_down(&old_going, false));
+    k.on_child_updown(6 * S, false, &old_going, classify_down(&old_going, true));
     assert!(drain(&mut k, 6 * S).is_empty());
     assert_eq!(k.children().next().unwrap().state, KeptState::Up);
     // The new one going down is a real down.
     let new_going = with_task(new, &[], &["IKE_DELETE"]);
-    k.on_ike_updown(7 * S, false, &new_going);
+    k.on_ike_updown(7 * S, false, &new_going, classify_down(&new_going, false));
     assert_eq!(
         lines(&drain(&mut k, 7 * S)),
         ["con2_1: down (peer deleted IKE con2); re-initiating in 1.0 s"]
@@ -806,7 +812,8 @@ fn peer_deleting_one_child_reinitiates_only_that_child() {
         &["CHILD_DELETE"],
     );
     let t = lab.now;
-    lab.k.on_child_updown(t, false, &view);
+    lab.k
+        .on_child_updown(t, false, &view, classify_down(&view, true));
     lab.run_until(t + MIN);
     assert_eq!(lab.starts("con2_1"), [t + 1000]);
     assert!(lab.starts("con2_2").is_empty());
@@ -1025,7 +1032,7 @@ fn report_lines_read_well() {
         line(
             "con2_1",
             ReportKind::Down {
-                cause: DownCause::Dpd,
+                cause: Cause::Dpd,
                 plan: retry
             }
         ),
@@ -1047,7 +1054,7 @@ fn report_lines_read_well() {
             ReportKind::StillDown {
                 for_ms: 600_000,
                 attempts: 14,
-                last_cause: Some("no-reply"),
+                last_cause: Some(Cause::NoReply),
                 left_to_peer: None
             }
         ),
@@ -1060,11 +1067,12 @@ fn report_lines_read_well() {
             ReportKind::StillDown {
                 for_ms: 3_600_000 + 5 * 60_000,
                 attempts: 1,
-                last_cause: Some("some-new-label"),
+                last_cause: Some(Cause::NotConfigured),
                 left_to_peer: None
             }
         ),
-        "con2_1: still down after 1 h 5 min, 1 attempt, last cause: some-new-label"
+        "con2_1: still down after 1 h 5 min, 1 attempt, last cause: \
+         charon has no such configuration (removed by swanctl --load-all?)"
     );
     assert_eq!(Span(59_999).to_string(), "59.9 s");
     assert_eq!(Span(125_000).to_string(), "2 min 5 s");
@@ -1108,7 +1116,7 @@ fn random_inputs_never_panic_and_poll_never_leaves_a_past_wake() {
         IkeState::Connecting,
         IkeState::Deleting,
     ];
-    let causes = [Some("no-reply"), None, Some("auth-failed")];
+    let causes = [Some(Cause::NoReply), None, Some(Cause::AuthFailed)];
     for seed in 0..30u64 {
         let mut rng = SplitMix(seed);
         let settings = KeeperSettings {
@@ -1143,8 +1151,8 @@ fn random_inputs_never_panic_and_poll_never_leaves_a_past_wake() {
             }
             ike = with_task(ike, &[["IKE_DPD", "CHILD_DELETE"][pick(2)]], &[]);
             match r % 9 {
-                0 => k.on_child_updown(now, r & 2 == 0, &ike),
-                1 => k.on_ike_updown(now, r & 2 == 0, &ike),
+                0 => k.on_child_updown(now, r & 2 == 0, &ike, classify_down(&ike, true)),
+                1 => k.on_ike_updown(now, r & 2 == 0, &ike, classify_down(&ike, false)),
                 2 => {
                     let other = ike_sa("a", 7, IkeState::Established, &[]);
                     k.on_snapshot(now, [&ike, &other, &ike]);
