@@ -78,7 +78,8 @@ pub struct BoardInfo {
     pub profile: Profile,
 }
 
-const GENERIC: Profile = Profile {
+/// The built-in defaults of the keys a profile covers (`none` and `generic`).
+pub const GENERIC: Profile = Profile {
     busy_threshold_pct: 85,
     psi_threshold_pct: 40,
     sample_interval_ms: 1_000,
