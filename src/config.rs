@@ -46,7 +46,7 @@ use crate::agent::keeper::KeeperSettings;
 use crate::agent::role::{Role, StaleAction};
 use crate::agent::throttle::ThrottleSettings;
 use crate::agent::Settings;
-use crate::board::{Board, BOARDS, GENERIC};
+use crate::board::{Board, GENERIC};
 use crate::limits::{
     CONFIG_FILE_MAX_BYTES, CONFIG_PATH_MAX_BYTES, KEEPER_BACKOFF_CAP_MS, KEEPER_BACKOFF_MIN_MS,
     KEEPER_GRACE_MS, KEEPER_STALE_AFTER_MS, LOAD_HISTORY_SAMPLES, NAME_MAX_BYTES,
@@ -104,33 +104,33 @@ macro_rules! config_key_table {
         one StaleAction stale_action "one-sided SA (packets-out grow, packets-in frozen): report or restart"
             { StaleAction = StaleAction::Report, Kind::Word }
         one StaleAfterS stale_after_s "seconds packets-in may stay frozen while packets-out grow"
-            { u32 = seconds_u32(KEEPER_STALE_AFTER_MS), Kind::number(10, 86_400, "seconds") }
+            { u32 = seconds_u32(KEEPER_STALE_AFTER_MS), Kind::number(10, 86_400, Unit::Seconds) }
         one GraceMs grace_ms
             "wait after a child goes down before re-initiating, ms (lets charon's own action win)"
-            { u32 = millis_u32(KEEPER_GRACE_MS), Kind::number(0, 60_000, "milliseconds") }
+            { u32 = millis_u32(KEEPER_GRACE_MS), Kind::number(0, 60_000, Unit::Milliseconds) }
         one BackoffMinMs backoff_min_ms "first re-initiation backoff, ms"
-            { u32 = millis_u32(KEEPER_BACKOFF_MIN_MS), Kind::number(100, 600_000, "milliseconds") }
+            { u32 = millis_u32(KEEPER_BACKOFF_MIN_MS), Kind::number(100, 600_000, Unit::Milliseconds) }
         one BackoffCapMs backoff_cap_ms "longest re-initiation backoff, ms (attempts never stop)"
-            { u32 = millis_u32(KEEPER_BACKOFF_CAP_MS), Kind::number(1_000, 86_400_000, "milliseconds") }
+            { u32 = millis_u32(KEEPER_BACKOFF_CAP_MS), Kind::number(1_000, 86_400_000, Unit::Milliseconds) }
         one PollIntervalS poll_interval_s "reconciling list-sas poll, s (stretched under load)"
-            { u32 = GENERIC.poll_interval_s, Kind::number(5, 3_600, "seconds"), board }
+            { u32 = GENERIC.poll_interval_s, Kind::number(5, 3_600, Unit::Seconds), board }
         one SampleIntervalMs sample_interval_ms "load sampling (/proc/stat) interval, ms (stretched under load)"
-            { u32 = GENERIC.sample_interval_ms, Kind::number(100, 60_000, "milliseconds"), board }
+            { u32 = GENERIC.sample_interval_ms, Kind::number(100, 60_000, Unit::Milliseconds), board }
         one BusyThresholdPct busy_threshold_pct "whole-box busy % above which the box counts as loaded"
-            { u8 = GENERIC.busy_threshold_pct, Kind::number(1, 100, "percent"), board }
+            { u8 = GENERIC.busy_threshold_pct, Kind::number(1, 100, Unit::Percent), board }
         one PsiThresholdPct psi_threshold_pct
             "CPU pressure (PSI some avg10) % above which the box counts as loaded"
-            { u8 = GENERIC.psi_threshold_pct, Kind::number(1, 100, "percent"), board }
+            { u8 = GENERIC.psi_threshold_pct, Kind::number(1, 100, Unit::Percent), board }
         one DpdWindowS dpd_window_s
             "load window judged before a DPD failure whose exchange start is unknown, s"
-            { u32 = 120, Kind::number(10, 3_600, "seconds") }
+            { u32 = 120, Kind::number(10, 3_600, Unit::Seconds) }
         one SummaryIntervalS summary_interval_s
             "seconds between summary lines (DPD rate loaded vs quiet, repeated failures)"
-            { u32 = 3_600, Kind::number(60, 604_800, "seconds") }
+            { u32 = 3_600, Kind::number(60, 604_800, Unit::Seconds) }
         one CpuBudgetPermille cpu_budget_permille "own CPU budget in thousandths of one core (5 = 0.5 %)"
-            { u16 = GENERIC.cpu_budget_permille, Kind::number(1, 1_000, "permille of one core"), board }
+            { u16 = GENERIC.cpu_budget_permille, Kind::number(1, 1_000, Unit::PermilleOfOneCore), board }
         one Nice nice "process niceness, -20 (first) to 19 (last)"
-            { i8 = GENERIC.nice, Kind::number(-20, 19, "niceness steps"), board }
+            { i8 = GENERIC.nice, Kind::number(-20, 19, Unit::NicenessSteps), board }
         one Log log "where log lines go: syslog or stderr"
             { LogTarget = LogTarget::Syslog, Kind::Word }
         one LogLevel log_level "most verbose level logged: error, warn, info, debug or trace"
@@ -172,9 +172,26 @@ macro_rules! define_config {
         impl Key {
             /// Every key, in the order the example config and `swandog check` list them.
             pub const ALL: [Key; KEY_COUNT] = [$(Key::$key),*];
-            const NAMES: [&'static str; KEY_COUNT] = [$(stringify!($name)),*];
-            const HELP: [&'static str; KEY_COUNT] = [$($help),*];
-            const KINDS: [Kind; KEY_COUNT] = [$($kind),*];
+
+            /// The key as the config file spells it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Key::$key => stringify!($name),)*
+                }
+            }
+
+            /// One line saying what the key does (the flag's help text).
+            pub fn help(self) -> &'static str {
+                match self {
+                    $(Key::$key => $help,)*
+                }
+            }
+
+            fn kind(self) -> Kind {
+                match self {
+                    $(Key::$key => $kind,)*
+                }
+            }
         }
 
         /// Every setting of swandog, validated. `Config::default()` is the documented defaults.
@@ -254,8 +271,30 @@ enum Kind {
 }
 
 impl Kind {
-    const fn number(min: i64, max: i64, unit: &'static str) -> Kind {
+    const fn number(min: i64, max: i64, unit: Unit) -> Kind {
         Kind::Number(Range { min, max, unit })
+    }
+}
+
+/// The unit of a whole-number key, named in error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unit {
+    Seconds,
+    Milliseconds,
+    Percent,
+    PermilleOfOneCore,
+    NicenessSteps,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Seconds => "seconds",
+            Unit::Milliseconds => "milliseconds",
+            Unit::Percent => "percent",
+            Unit::PermilleOfOneCore => "permille of one core",
+            Unit::NicenessSteps => "niceness steps",
+        }
     }
 }
 
@@ -264,7 +303,7 @@ impl Kind {
 struct Range {
     min: i64,
     max: i64,
-    unit: &'static str,
+    unit: Unit,
 }
 
 const fn millis_u32(ms: u64) -> u32 {
@@ -281,67 +320,98 @@ const fn seconds_u32(ms: u64) -> u32 {
 
 /// A setting whose value is one word of a fixed list (`role = auto`, `log_level = debug`).
 pub trait Word: Copy + PartialEq + 'static {
-    /// Every value with its word, in the order error messages list them.
-    fn words() -> impl Iterator<Item = (&'static str, Self)>;
+    /// Every value, in the order error messages list them.
+    const ALL: &'static [Self];
 
     /// This value's word.
-    fn name(self) -> &'static str {
-        Self::words()
-            .find(|&(_, value)| value == self)
-            .map_or("?", |(word, _)| word)
-    }
+    fn name(self) -> &'static str;
 }
 
 impl Word for Role {
-    fn words() -> impl Iterator<Item = (&'static str, Self)> {
-        [
-            ("initiator", Role::Initiator),
-            ("responder", Role::Responder),
-            ("auto", Role::Auto),
-        ]
-        .into_iter()
+    const ALL: &'static [Role] = &[Role::Initiator, Role::Responder, Role::Auto];
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Initiator => "initiator",
+            Role::Responder => "responder",
+            Role::Auto => "auto",
+        }
     }
 }
 
 impl Word for StaleAction {
-    fn words() -> impl Iterator<Item = (&'static str, Self)> {
-        [
-            ("report", StaleAction::Report),
-            ("restart", StaleAction::Restart),
-        ]
-        .into_iter()
+    const ALL: &'static [StaleAction] = &[StaleAction::Report, StaleAction::Restart];
+
+    fn name(self) -> &'static str {
+        match self {
+            StaleAction::Report => "report",
+            StaleAction::Restart => "restart",
+        }
     }
 }
 
 impl Word for Board {
-    fn words() -> impl Iterator<Item = (&'static str, Self)> {
-        BOARDS.iter().map(|row| (row.name, row.board))
+    const ALL: &'static [Board] = &Board::ALL;
+
+    fn name(self) -> &'static str {
+        Board::name(self)
     }
 }
 
 impl Word for LogTarget {
-    fn words() -> impl Iterator<Item = (&'static str, Self)> {
-        LogTarget::ALL.into_iter().map(|t| (t.name(), t))
+    const ALL: &'static [LogTarget] = &LogTarget::ALL;
+
+    fn name(self) -> &'static str {
+        LogTarget::name(self)
     }
 }
 
 impl Word for Facility {
-    fn words() -> impl Iterator<Item = (&'static str, Self)> {
-        Facility::ALL.into_iter().map(|f| (f.name(), f))
+    const ALL: &'static [Facility] = &Facility::ALL;
+
+    fn name(self) -> &'static str {
+        Facility::name(self)
     }
 }
 
 impl Word for LevelFilter {
-    fn words() -> impl Iterator<Item = (&'static str, Self)> {
-        [
-            ("error", LevelFilter::Error),
-            ("warn", LevelFilter::Warn),
-            ("info", LevelFilter::Info),
-            ("debug", LevelFilter::Debug),
-            ("trace", LevelFilter::Trace),
-        ]
-        .into_iter()
+    const ALL: &'static [LevelFilter] = &[
+        LevelFilter::Error,
+        LevelFilter::Warn,
+        LevelFilter::Info,
+        LevelFilter::Debug,
+        LevelFilter::Trace,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            LevelFilter::Off => "off",
+            LevelFilter::Error => "error",
+            LevelFilter::Warn => "warn",
+            LevelFilter::Info => "info",
+            LevelFilter::Debug => "debug",
+            LevelFilter::Trace => "trace",
+        }
     }
+}
+
+/// Where `text` is among `words`, or the error listing them (one copy for every [`Word`] type).
+fn find_word(
+    key: Key,
+    text: &str,
+    words: &mut dyn Iterator<Item = &'static str>,
+) -> Result<usize, Problem> {
+    let mut expected = String::from("expected one of ");
+    for (index, word) in words.enumerate() {
+        if word == text {
+            return Ok(index);
+        }
+        if index > 0 {
+            expected.push_str(", ");
+        }
+        expected.push_str(word);
+    }
+    Err(bad_value(key, text, expected))
 }
 
 /// A [`Config`] field's type: parsed from a key's text, written back in config-file syntax.
@@ -356,17 +426,15 @@ fn bad_value(key: Key, text: &str, expected: String) -> Problem {
 
 impl<W: Word> Setting for W {
     fn parse(key: Key, text: &str) -> Result<W, Problem> {
-        W::words()
-            .find(|&(word, _)| word == text)
-            .map(|(_, value)| value)
-            .ok_or_else(|| {
-                let words: Vec<&str> = W::words().map(|(word, _)| word).collect();
-                bad_value(key, text, format!("expected one of {}", words.join(", ")))
-            })
+        let index = find_word(key, text, &mut W::ALL.iter().map(|w| w.name()))?;
+        W::ALL
+            .get(index)
+            .copied()
+            .ok_or_else(|| bad_value(key, text, "no such value".into()))
     }
 
     fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(Word::name(*self))
+        f.write_str(self.name())
     }
 }
 
@@ -407,10 +475,8 @@ macro_rules! number_setting {
         impl Setting for $t {
             fn parse(key: Key, text: &str) -> Result<$t, Problem> {
                 let n = parse_whole(key, text)?;
-                <$t>::try_from(n).map_err(|_| match key.range() {
-                    Some(range) => Problem::OutOfRange(key, echo(text), range),
-                    None => bad_value(key, text, "out of range".into()),
-                })
+                // In range, so it fits (tested); saturating only for the form's sake.
+                Ok(<$t>::try_from(n).unwrap_or(if n < 0 { <$t>::MIN } else { <$t>::MAX }))
             }
 
             fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -423,11 +489,6 @@ macro_rules! number_setting {
 number_setting!(u8, u16, u32, i8);
 
 impl Key {
-    /// The key as the config file spells it.
-    pub fn name(self) -> &'static str {
-        Key::NAMES[self.index()]
-    }
-
     /// The flag for this key: `--stale-after-s`.
     pub fn flag(self) -> FlagName {
         FlagName(self)
@@ -445,18 +506,9 @@ impl Key {
         })
     }
 
-    /// One line saying what the key does (the flag's help text).
-    pub fn help(self) -> &'static str {
-        Key::HELP[self.index()]
-    }
-
     /// Position in [`Key::ALL`] (the variants are declared in that order; tested).
     fn index(self) -> usize {
         self as usize
-    }
-
-    fn kind(self) -> Kind {
-        Key::KINDS[self.index()]
     }
 
     fn range(self) -> Option<Range> {
@@ -935,7 +987,7 @@ impl fmt::Display for ConfigError {
                 self.setting(*key, value),
                 range.min,
                 range.max,
-                range.unit
+                range.unit.name()
             ),
             Problem::Conflict {
                 key,
@@ -1044,6 +1096,7 @@ fn echo(text: &str) -> String {
     }
 }
 
+#[inline(never)] // one copy for every number type
 fn parse_whole(key: Key, value: &str) -> Result<i64, Problem> {
     let Some(range) = key.range() else {
         return Err(Problem::BadValue(
@@ -1069,7 +1122,7 @@ fn parse_whole(key: Key, value: &str) -> Result<i64, Problem> {
             echo(value),
             format!(
                 "expected a whole number of {}, e.g. {}",
-                range.unit,
+                range.unit.name(),
                 Config::default().value_text(key)
             ),
         ));

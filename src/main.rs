@@ -59,16 +59,7 @@ macro_rules! config_flags {
 
         impl $args {
             fn flags(&self) -> FlagSet {
-                let mut set = Vec::new();
-                $(
-                    if let Some(value) = Given::given(&self.$name) {
-                        set.push((stringify!($name), value));
-                    }
-                )*
-                FlagSet {
-                    config: self.config.clone(),
-                    set,
-                }
+                FlagSet::new(&self.config, &[$((stringify!($name), &self.$name)),*])
             }
         }
     };
@@ -192,6 +183,18 @@ struct FlagSet {
 }
 
 impl FlagSet {
+    /// The flags given among `flags` (each key's name and its field).
+    fn new(config: &Option<String>, flags: &[(&'static str, &dyn Given)]) -> FlagSet {
+        let set = flags
+            .iter()
+            .filter_map(|&(key, value)| Some((key, value.given()?)))
+            .collect();
+        FlagSet {
+            config: config.clone(),
+            set,
+        }
+    }
+
     /// File (or defaults when the default file is absent), then flags, then cross-key checks.
     fn load(&self) -> Result<Config, String> {
         let mut cfg = match &self.config {
