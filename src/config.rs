@@ -150,6 +150,11 @@ macro_rules! config_key_table {
     } };
 }
 
+/// The last word of a table row that the board profile covers: only `board` is accepted.
+macro_rules! board_marker {
+    (board) => {};
+}
+
 /// Makes [`Key`], [`KEY_COUNT`], [`Config`] and the per-key code from the rows of
 /// [`config_key_table!`](crate::config_key_table).
 macro_rules! define_config {
@@ -240,7 +245,7 @@ macro_rules! define_config {
                     Origin::Board
                 };
                 $($(
-                    let _covered_by = stringify!($board);
+                    board_marker!($board);
                     if !self.origins[Key::$key.index()].is_explicit() {
                         self.$name = profile.$name;
                         self.origins[Key::$key.index()] = origin;
