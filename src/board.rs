@@ -78,7 +78,8 @@ pub struct BoardInfo {
     pub profile: Profile,
 }
 
-const GENERIC: Profile = Profile {
+/// The built-in defaults of the keys a profile covers (`none` and `generic`).
+pub const GENERIC: Profile = Profile {
     busy_threshold_pct: 85,
     psi_threshold_pct: 40,
     sample_interval_ms: 1_000,
@@ -160,6 +161,17 @@ pub const BOARDS: [BoardInfo; 6] = [
 ];
 
 impl Board {
+    /// Every board, in the order of [`BOARDS`].
+    pub const ALL: [Board; BOARDS.len()] = {
+        let mut all = [Board::None; BOARDS.len()];
+        let mut i = 0;
+        while i < BOARDS.len() {
+            all[i] = BOARDS[i].board;
+            i += 1;
+        }
+        all
+    };
+
     /// This board's row in [`BOARDS`].
     pub fn info(self) -> &'static BoardInfo {
         // Every variant has exactly one row (tested).

@@ -1,6 +1,13 @@
 //! Every knob of swandog: defaults, the `/etc/swandog.conf` parser, flag overrides, and the
 //! listing `swandog check` prints.
 //!
+//! Every key is one row of [`config_key_table!`](crate::config_key_table): its name (the file's
+//! `snake_case` key, the `Config` field and the `--kebab-case` flag), its help text, its type,
+//! default, kind of value (with range and unit) and whether the board profile sets it. The
+//! [`Key`] enum, the [`Config`] struct, the parser, `swandog check`'s listing and the flags of
+//! `swandog run` / `swandog check` are all made from that table, so adding a key is one row
+//! (plus its line in `board/swandog.conf.example`, which a test asks for).
+//!
 //! One validator for both sources: the file's `key = value` lines and the command-line flags go
 //! through [`Config::set`], so a value means the same wherever it is written. Precedence, lowest
 //! first: built-in defaults < the board profile (`board = …`) < keys in the file < flags. Errors
@@ -12,7 +19,8 @@
 //! ```
 //!
 //! ```
-//! use swandog::config::{Config, Origin, Role};
+//! use swandog::agent::role::Role;
+//! use swandog::config::{Config, Origin};
 //!
 //! let text = "# site A\nrole = initiator\nwatch = con1, con2_1\nboard = ath79\n";
 //! let mut config = Config::parse_file(text, "/etc/swandog.conf")?;
@@ -21,6 +29,7 @@
 //! assert_eq!(config.role, Role::Initiator);
 //! assert_eq!(config.watch.len(), 2);
 //! assert_eq!(config.sample_interval_ms, 2_000); // from the ath79 profile
+//! assert_eq!(config.agent_settings().keeper.stale_after_ms, 60_000);
 //! println!("{}", config.describe());
 //! # Ok::<(), swandog::config::ConfigError>(())
 //! ```
@@ -33,10 +42,14 @@ use std::path::Path;
 use log::LevelFilter;
 
 use crate::agent::correlate::LoadThresholds;
+use crate::agent::keeper::KeeperSettings;
+use crate::agent::role::{Role, StaleAction};
 use crate::agent::throttle::ThrottleSettings;
-use crate::board::{Board, Profile};
+use crate::agent::Settings;
+use crate::board::{Board, GENERIC};
 use crate::limits::{
-    CONFIG_FILE_MAX_BYTES, CONFIG_PATH_MAX_BYTES, LOAD_HISTORY_SAMPLES, NAME_MAX_BYTES,
+    CONFIG_FILE_MAX_BYTES, CONFIG_PATH_MAX_BYTES, KEEPER_BACKOFF_CAP_MS, KEEPER_BACKOFF_MIN_MS,
+    KEEPER_GRACE_MS, KEEPER_STALE_AFTER_MS, LOAD_HISTORY_SAMPLES, NAME_MAX_BYTES,
     WATCHED_CHILDREN_MAX,
 };
 use crate::report::syslog::{Facility, LogTarget};
@@ -49,6 +62,8 @@ pub const DEFAULT_VICI_URI: &str = "unix:///var/run/charon.vici";
 pub const DEFAULT_STATUS_FILE: &str = "/var/run/swandog.status";
 /// Where `/proc` is (tests point it at a recorded tree).
 pub const DEFAULT_PROC_ROOT: &str = "/proc";
+/// Where swanctl keeps its configuration (strongSwan's default `swanctl` directory).
+pub const DEFAULT_SWANCTL_CONF: &str = "/etc/swanctl/swanctl.conf";
 const VICI_URI_SCHEME: &str = "unix://";
 /// Longest echo of a bad value in an error message.
 const ECHO_MAX_CHARS: usize = 40;
@@ -60,188 +75,425 @@ pub type WatchList = heapless::Vec<ChildName, WATCHED_CHILDREN_MAX>;
 /// A path or URI from the config.
 pub type ConfigPath = heapless::String<CONFIG_PATH_MAX_BYTES>;
 
-/// Which side re-initiates dropped tunnels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Always re-initiates.
-    Initiator,
-    /// Never initiates; reports only.
-    Responder,
-    /// Picks a side from the two endpoint addresses, so two swandogs never both initiate.
-    Auto,
+/// The table of every config key, in the order `swandog check` and the example config list them.
+/// It hands its rows to the macro `$then` (with `$extra` first): [`Config`] and [`Key`] here, the
+/// flags of `swandog run` / `swandog check` in `main.rs`. One row:
+///
+/// ```text
+/// FLAG  Key  name  "help"  { field type = default, value kind [, board] }
+/// ```
+///
+/// `FLAG` is `one` (the flag may be given once) or `list` (repeatable, joined with commas);
+/// `name` is the file key, the [`Config`] field and, in kebab-case, the flag; `help` is its flag's
+/// help and the field's doc; `board` means the board profile sets it (the
+/// [`Profile`](crate::board::Profile) field of the same name), unless the file or a flag does.
+#[macro_export]
+macro_rules! config_key_table {
+    ($then:ident ! $extra:tt) => { $then! { $extra
+        one Vici vici "charon's VICI socket"
+            { ConfigPath = path_or_empty(DEFAULT_VICI_URI), Kind::Uri }
+        list Watch watch
+            "children to keep up, comma-separated (or repeated flags); empty: every route-based (VTI) child found"
+            { WatchList = WatchList::new(), Kind::ChildNames }
+        one Role role
+            "who re-initiates: initiator, responder (never initiates) or auto (one side, picked from the addresses)"
+            { Role = Role::Initiator, Kind::Word }
+        one Board board
+            "board profile: none, generic, mt7621, ath79, ipq40xx, filogic (see board/README.md)"
+            { Board = Board::None, Kind::Word }
+        one StaleAction stale_action "one-sided SA (packets-out grow, packets-in frozen): report or restart"
+            { StaleAction = StaleAction::Report, Kind::Word }
+        one StaleAfterS stale_after_s "seconds packets-in may stay frozen while packets-out grow"
+            { u32 = seconds_u32(KEEPER_STALE_AFTER_MS), Kind::number(10, 86_400, Unit::Seconds) }
+        one GraceMs grace_ms
+            "wait after a child goes down before re-initiating, ms (lets charon's own action win)"
+            { u32 = millis_u32(KEEPER_GRACE_MS), Kind::number(0, 60_000, Unit::Milliseconds) }
+        one BackoffMinMs backoff_min_ms "first re-initiation backoff, ms"
+            { u32 = millis_u32(KEEPER_BACKOFF_MIN_MS), Kind::number(100, 600_000, Unit::Milliseconds) }
+        one BackoffCapMs backoff_cap_ms "longest re-initiation backoff, ms (attempts never stop)"
+            { u32 = millis_u32(KEEPER_BACKOFF_CAP_MS), Kind::number(1_000, 86_400_000, Unit::Milliseconds) }
+        one PollIntervalS poll_interval_s "reconciling list-sas poll, s (stretched under load)"
+            { u32 = GENERIC.poll_interval_s, Kind::number(5, 3_600, Unit::Seconds), board }
+        one SampleIntervalMs sample_interval_ms "load sampling (/proc/stat) interval, ms (stretched under load)"
+            { u32 = GENERIC.sample_interval_ms, Kind::number(100, 60_000, Unit::Milliseconds), board }
+        one BusyThresholdPct busy_threshold_pct "whole-box busy % above which the box counts as loaded"
+            { u8 = GENERIC.busy_threshold_pct, Kind::number(1, 100, Unit::Percent), board }
+        one PsiThresholdPct psi_threshold_pct
+            "CPU pressure (PSI some avg10) % above which the box counts as loaded"
+            { u8 = GENERIC.psi_threshold_pct, Kind::number(1, 100, Unit::Percent), board }
+        one DpdWindowS dpd_window_s
+            "load window judged before a DPD failure whose exchange start is unknown, s"
+            { u32 = 120, Kind::number(10, 3_600, Unit::Seconds) }
+        one SummaryIntervalS summary_interval_s
+            "seconds between summary lines (DPD rate loaded vs quiet, repeated failures)"
+            { u32 = 3_600, Kind::number(60, 604_800, Unit::Seconds) }
+        one CpuBudgetPermille cpu_budget_permille "own CPU budget in thousandths of one core (5 = 0.5 %)"
+            { u16 = GENERIC.cpu_budget_permille, Kind::number(1, 1_000, Unit::PermilleOfOneCore), board }
+        one Nice nice "process niceness, -20 (first) to 19 (last)"
+            { i8 = GENERIC.nice, Kind::number(-20, 19, Unit::NicenessSteps), board }
+        one Log log "where log lines go: syslog or stderr"
+            { LogTarget = LogTarget::Syslog, Kind::Word }
+        one LogLevel log_level "most verbose level logged: error, warn, info, debug or trace"
+            { LevelFilter = LevelFilter::Info, Kind::Word }
+        one SyslogFacility syslog_facility "syslog facility: daemon, user, local0 ... local7"
+            { Facility = Facility::Daemon, Kind::Word }
+        one StatusFile status_file "status snapshot the agent writes and `swandog status` reads"
+            { ConfigPath = path_or_empty(DEFAULT_STATUS_FILE), Kind::Path }
+        one ProcRoot proc_root "where /proc is (tests point it at a recorded tree)"
+            { ConfigPath = path_or_empty(DEFAULT_PROC_ROOT), Kind::Path }
+        one MetricsFile metrics_file
+            "metrics file in Prometheus text format (node exporter's textfile collector); empty: off"
+            { ConfigPath = ConfigPath::new(), Kind::OptionalPath }
+        one SwanctlConf swanctl_conf
+            "swanctl.conf read to find route-based children (if_id / mark); empty: not read"
+            { ConfigPath = path_or_empty(DEFAULT_SWANCTL_CONF), Kind::OptionalPath }
+    } };
 }
 
-impl Role {
-    const NAMES: [(&'static str, Role); 3] = [
-        ("initiator", Role::Initiator),
-        ("responder", Role::Responder),
-        ("auto", Role::Auto),
-    ];
+/// The last word of a table row that the board profile covers: only `board` is accepted.
+macro_rules! board_marker {
+    (board) => {};
+}
 
-    /// The name used in flags and the config file.
-    pub fn name(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(_, r)| *r == self)
-            .map_or("auto", |(n, _)| n)
+/// Makes [`Key`], [`KEY_COUNT`], [`Config`] and the per-key code from the rows of
+/// [`config_key_table!`](crate::config_key_table).
+macro_rules! define_config {
+    ([] $(
+        $form:ident $key:ident $name:ident $help:literal
+        { $ty:ty = $default:expr, $kind:expr $(, $board:ident)? }
+    )*) => {
+        /// Every config key. The file spells them `snake_case`, flags `--kebab-case`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Key {
+            $(
+                #[doc = concat!("`", stringify!($name), "`: ", $help, ".")]
+                $key,
+            )*
+        }
+
+        /// Number of keys.
+        pub const KEY_COUNT: usize = [$(Key::$key),*].len();
+
+        impl Key {
+            /// Every key, in the order the example config and `swandog check` list them.
+            pub const ALL: [Key; KEY_COUNT] = [$(Key::$key),*];
+
+            /// The key as the config file spells it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Key::$key => stringify!($name),)*
+                }
+            }
+
+            /// One line saying what the key does (the flag's help text).
+            pub fn help(self) -> &'static str {
+                match self {
+                    $(Key::$key => $help,)*
+                }
+            }
+
+            fn kind(self) -> Kind {
+                match self {
+                    $(Key::$key => $kind,)*
+                }
+            }
+        }
+
+        /// Every setting of swandog, validated. `Config::default()` is the documented defaults.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct Config {
+            $(
+                #[doc = concat!($help, ".")]
+                pub $name: $ty,
+            )*
+            origins: [Origin; KEY_COUNT],
+            source: ConfigPath,
+        }
+
+        impl Default for Config {
+            fn default() -> Config {
+                Config {
+                    $($name: $default,)*
+                    origins: [Origin::Default; KEY_COUNT],
+                    source: ConfigPath::new(),
+                }
+            }
+        }
+
+        impl Config {
+            /// Sets `key` from its text, checked alone (cross-key rules: [`Config::validate`]).
+            fn apply(&mut self, key: Key, value: &str) -> Result<(), Problem> {
+                match key {
+                    $(Key::$key => self.$name = Setting::parse(key, value)?,)*
+                }
+                Ok(())
+            }
+
+            /// Writes `key`'s value in config-file syntax.
+            fn write_value(&self, key: Key, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match key {
+                    $(Key::$key => self.$name.show(f),)*
+                }
+            }
+
+            /// Gives every key the board profile covers, unless set explicitly, the board's value.
+            fn apply_board_profile(&mut self) {
+                let profile = self.board.profile();
+                let origin = if self.board == Board::None {
+                    Origin::Default
+                } else {
+                    Origin::Board
+                };
+                $($(
+                    board_marker!($board);
+                    if !self.origins[Key::$key.index()].is_explicit() {
+                        self.$name = profile.$name;
+                        self.origins[Key::$key.index()] = origin;
+                    }
+                )?)*
+            }
+        }
+    };
+}
+
+config_key_table!(define_config![]);
+
+/// What a key's value is: how its text is parsed, and what errors say about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `unix:///path/to/socket`.
+    Uri,
+    /// An absolute path.
+    Path,
+    /// An absolute path, or empty for "off".
+    OptionalPath,
+    /// Child names, separated by commas or spaces.
+    ChildNames,
+    /// One word of the value type's [`Word`] list.
+    Word,
+    /// A whole number.
+    Number(Range),
+}
+
+impl Kind {
+    const fn number(min: i64, max: i64, unit: Unit) -> Kind {
+        Kind::Number(Range { min, max, unit })
     }
 }
 
-/// What to do with a one-sided (stale) CHILD_SA: packets out grow, packets in stay frozen.
+/// The unit of a whole-number key, named in error messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StaleAction {
-    /// Log it.
-    Report,
-    /// Log it, terminate the child and initiate it again.
-    Restart,
+enum Unit {
+    Seconds,
+    Milliseconds,
+    Percent,
+    PermilleOfOneCore,
+    NicenessSteps,
 }
 
-impl StaleAction {
-    const NAMES: [(&'static str, StaleAction); 2] = [
-        ("report", StaleAction::Report),
-        ("restart", StaleAction::Restart),
-    ];
-
-    /// The name used in flags and the config file.
-    pub fn name(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(_, a)| *a == self)
-            .map_or("report", |(n, _)| n)
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Seconds => "seconds",
+            Unit::Milliseconds => "milliseconds",
+            Unit::Percent => "percent",
+            Unit::PermilleOfOneCore => "permille of one core",
+            Unit::NicenessSteps => "niceness steps",
+        }
     }
 }
 
-const LEVEL_NAMES: [(&str, LevelFilter); 5] = [
-    ("error", LevelFilter::Error),
-    ("warn", LevelFilter::Warn),
-    ("info", LevelFilter::Info),
-    ("debug", LevelFilter::Debug),
-    ("trace", LevelFilter::Trace),
-];
-
-fn level_name(level: LevelFilter) -> &'static str {
-    LEVEL_NAMES
-        .iter()
-        .find(|(_, l)| *l == level)
-        .map_or("off", |(n, _)| n)
-}
-
-/// Every config key. The file spells them `snake_case`, flags `--kebab-case`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Key {
-    /// `vici`: charon's VICI socket URI.
-    Vici,
-    /// `watch`: child names to keep up.
-    Watch,
-    /// `role`: initiator, responder or auto.
-    Role,
-    /// `board`: board profile.
-    Board,
-    /// `stale_action`: report or restart.
-    StaleAction,
-    /// `stale_after_s`.
-    StaleAfterS,
-    /// `grace_ms`.
-    GraceMs,
-    /// `backoff_min_ms`.
-    BackoffMinMs,
-    /// `backoff_cap_ms`.
-    BackoffCapMs,
-    /// `poll_interval_s`.
-    PollIntervalS,
-    /// `sample_interval_ms`.
-    SampleIntervalMs,
-    /// `busy_threshold_pct`.
-    BusyThresholdPct,
-    /// `psi_threshold_pct`.
-    PsiThresholdPct,
-    /// `dpd_window_s`.
-    DpdWindowS,
-    /// `summary_interval_s`.
-    SummaryIntervalS,
-    /// `cpu_budget_permille`.
-    CpuBudgetPermille,
-    /// `nice`.
-    Nice,
-    /// `log`: syslog or stderr.
-    Log,
-    /// `log_level`.
-    LogLevel,
-    /// `syslog_facility`.
-    SyslogFacility,
-    /// `status_file`.
-    StatusFile,
-    /// `proc_root`.
-    ProcRoot,
-}
-
-/// Number of keys.
-pub const KEY_COUNT: usize = 22;
-
-/// A whole-number key's allowed range, unit and an example, for checks and error messages.
+/// A whole-number key's allowed range and unit, for checks and error messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Range {
     min: i64,
     max: i64,
-    unit: &'static str,
-    example: i64,
+    unit: Unit,
 }
 
-impl Key {
-    /// Every key, in the order the example config and `swandog check` list them.
-    pub const ALL: [Key; KEY_COUNT] = [
-        Key::Vici,
-        Key::Watch,
-        Key::Role,
-        Key::Board,
-        Key::StaleAction,
-        Key::StaleAfterS,
-        Key::GraceMs,
-        Key::BackoffMinMs,
-        Key::BackoffCapMs,
-        Key::PollIntervalS,
-        Key::SampleIntervalMs,
-        Key::BusyThresholdPct,
-        Key::PsiThresholdPct,
-        Key::DpdWindowS,
-        Key::SummaryIntervalS,
-        Key::CpuBudgetPermille,
-        Key::Nice,
-        Key::Log,
-        Key::LogLevel,
-        Key::SyslogFacility,
-        Key::StatusFile,
-        Key::ProcRoot,
-    ];
+const fn millis_u32(ms: u64) -> u32 {
+    if ms > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        ms as u32
+    }
+}
 
-    /// The key as the config file spells it.
-    pub fn name(self) -> &'static str {
+const fn seconds_u32(ms: u64) -> u32 {
+    millis_u32(ms / 1_000)
+}
+
+/// A setting whose value is one word of a fixed list (`role = auto`, `log_level = debug`).
+pub trait Word: Copy + PartialEq + 'static {
+    /// Every value, in the order error messages list them.
+    const ALL: &'static [Self];
+
+    /// This value's word.
+    fn name(self) -> &'static str;
+}
+
+impl Word for Role {
+    const ALL: &'static [Role] = &[Role::Initiator, Role::Responder, Role::Auto];
+
+    fn name(self) -> &'static str {
         match self {
-            Key::Vici => "vici",
-            Key::Watch => "watch",
-            Key::Role => "role",
-            Key::Board => "board",
-            Key::StaleAction => "stale_action",
-            Key::StaleAfterS => "stale_after_s",
-            Key::GraceMs => "grace_ms",
-            Key::BackoffMinMs => "backoff_min_ms",
-            Key::BackoffCapMs => "backoff_cap_ms",
-            Key::PollIntervalS => "poll_interval_s",
-            Key::SampleIntervalMs => "sample_interval_ms",
-            Key::BusyThresholdPct => "busy_threshold_pct",
-            Key::PsiThresholdPct => "psi_threshold_pct",
-            Key::DpdWindowS => "dpd_window_s",
-            Key::SummaryIntervalS => "summary_interval_s",
-            Key::CpuBudgetPermille => "cpu_budget_permille",
-            Key::Nice => "nice",
-            Key::Log => "log",
-            Key::LogLevel => "log_level",
-            Key::SyslogFacility => "syslog_facility",
-            Key::StatusFile => "status_file",
-            Key::ProcRoot => "proc_root",
+            Role::Initiator => "initiator",
+            Role::Responder => "responder",
+            Role::Auto => "auto",
         }
     }
+}
 
+impl Word for StaleAction {
+    const ALL: &'static [StaleAction] = &[StaleAction::Report, StaleAction::Restart];
+
+    fn name(self) -> &'static str {
+        match self {
+            StaleAction::Report => "report",
+            StaleAction::Restart => "restart",
+        }
+    }
+}
+
+impl Word for Board {
+    const ALL: &'static [Board] = &Board::ALL;
+
+    fn name(self) -> &'static str {
+        Board::name(self)
+    }
+}
+
+impl Word for LogTarget {
+    const ALL: &'static [LogTarget] = &LogTarget::ALL;
+
+    fn name(self) -> &'static str {
+        LogTarget::name(self)
+    }
+}
+
+impl Word for Facility {
+    const ALL: &'static [Facility] = &Facility::ALL;
+
+    fn name(self) -> &'static str {
+        Facility::name(self)
+    }
+}
+
+impl Word for LevelFilter {
+    const ALL: &'static [LevelFilter] = &[
+        LevelFilter::Error,
+        LevelFilter::Warn,
+        LevelFilter::Info,
+        LevelFilter::Debug,
+        LevelFilter::Trace,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            LevelFilter::Off => "off",
+            LevelFilter::Error => "error",
+            LevelFilter::Warn => "warn",
+            LevelFilter::Info => "info",
+            LevelFilter::Debug => "debug",
+            LevelFilter::Trace => "trace",
+        }
+    }
+}
+
+/// Where `text` is among `words`, or the error listing them (one copy for every [`Word`] type).
+fn find_word(
+    key: Key,
+    text: &str,
+    words: &mut dyn Iterator<Item = &'static str>,
+) -> Result<usize, Problem> {
+    let mut expected = String::from("expected one of ");
+    for (index, word) in words.enumerate() {
+        if word == text {
+            return Ok(index);
+        }
+        if index > 0 {
+            expected.push_str(", ");
+        }
+        expected.push_str(word);
+    }
+    Err(bad_value(key, text, expected))
+}
+
+/// A [`Config`] field's type: parsed from a key's text, written back in config-file syntax.
+trait Setting: Sized {
+    fn parse(key: Key, text: &str) -> Result<Self, Problem>;
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+fn bad_value(key: Key, text: &str, expected: String) -> Problem {
+    Problem::BadValue(key, echo(text), expected)
+}
+
+impl<W: Word> Setting for W {
+    fn parse(key: Key, text: &str) -> Result<W, Problem> {
+        let index = find_word(key, text, &mut W::ALL.iter().map(|w| w.name()))?;
+        W::ALL
+            .get(index)
+            .copied()
+            .ok_or_else(|| bad_value(key, text, "no such value".into()))
+    }
+
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Setting for ConfigPath {
+    fn parse(key: Key, text: &str) -> Result<ConfigPath, Problem> {
+        match key.kind() {
+            Kind::Uri => parse_vici(text),
+            Kind::OptionalPath if text.is_empty() => Ok(ConfigPath::new()),
+            _ => parse_path(text),
+        }
+        .map_err(|expected| bad_value(key, text, expected))
+    }
+
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl Setting for WatchList {
+    fn parse(key: Key, text: &str) -> Result<WatchList, Problem> {
+        parse_watch(text).map_err(|expected| bad_value(key, text, expected))
+    }
+
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, name) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whole numbers: range-checked by [`parse_whole`]; the type only has to hold the range (tested).
+macro_rules! number_setting {
+    ($($t:ty),*) => {$(
+        impl Setting for $t {
+            fn parse(key: Key, text: &str) -> Result<$t, Problem> {
+                let n = parse_whole(key, text)?;
+                // In range, so it fits (tested); saturating only for the form's sake.
+                Ok(<$t>::try_from(n).unwrap_or(if n < 0 { <$t>::MIN } else { <$t>::MAX }))
+            }
+
+            fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{self}")
+            }
+        }
+    )*};
+}
+
+number_setting!(u8, u16, u32, i8);
+
+impl Key {
     /// The flag for this key: `--stale-after-s`.
     pub fn flag(self) -> FlagName {
         FlagName(self)
@@ -259,74 +511,16 @@ impl Key {
         })
     }
 
-    /// One line saying what the key does (for the example config and help texts).
-    pub fn help(self) -> &'static str {
-        match self {
-            Key::Vici => "charon's VICI socket",
-            Key::Watch => "children to keep up, comma-separated; empty: every route-based (VTI) child found",
-            Key::Role => "initiator | responder (never initiates) | auto (one side, picked from the addresses)",
-            Key::Board => "board profile: none | generic | mt7621 | ath79 | ipq40xx | filogic (see board/README.md)",
-            Key::StaleAction => "one-sided SA (out grows, in frozen): report | restart",
-            Key::StaleAfterS => "seconds packets-in may stay frozen while packets-out grow",
-            Key::GraceMs => "wait after a child goes down before re-initiating (lets charon's own action win)",
-            Key::BackoffMinMs => "first re-initiation backoff",
-            Key::BackoffCapMs => "longest re-initiation backoff (attempts never stop)",
-            Key::PollIntervalS => "list-sas reconciling poll (stretched under load)",
-            Key::SampleIntervalMs => "/proc/stat load sampling (stretched under load)",
-            Key::BusyThresholdPct => "whole-box busy % above which the box counts as loaded",
-            Key::PsiThresholdPct => "CPU pressure (PSI some avg10) % above which the box counts as loaded",
-            Key::DpdWindowS => "load window looked at before a DPD failure whose exchange start is unknown",
-            Key::SummaryIntervalS => "seconds between summary lines (DPD rate ratio, repeats)",
-            Key::CpuBudgetPermille => "own CPU budget in thousandths of one core (5 = 0.5 %)",
-            Key::Nice => "process niceness, -20 to 19",
-            Key::Log => "syslog | stderr",
-            Key::LogLevel => "error | warn | info | debug | trace",
-            Key::SyslogFacility => "daemon | user | local0 ... local7",
-            Key::StatusFile => "status snapshot read by `swandog status`",
-            Key::ProcRoot => "where /proc is",
-        }
-    }
-
     /// Position in [`Key::ALL`] (the variants are declared in that order; tested).
     fn index(self) -> usize {
         self as usize
     }
 
     fn range(self) -> Option<Range> {
-        let (min, max, unit, example) = match self {
-            Key::StaleAfterS => (10, 86_400, "seconds", 60),
-            Key::GraceMs => (0, 60_000, "milliseconds", 1_000),
-            Key::BackoffMinMs => (100, 600_000, "milliseconds", 1_000),
-            Key::BackoffCapMs => (1_000, 86_400_000, "milliseconds", 60_000),
-            Key::PollIntervalS => (5, 3_600, "seconds", 30),
-            Key::SampleIntervalMs => (100, 60_000, "milliseconds", 1_000),
-            Key::BusyThresholdPct => (1, 100, "percent", 85),
-            Key::PsiThresholdPct => (1, 100, "percent", 40),
-            Key::DpdWindowS => (10, 3_600, "seconds", 120),
-            Key::SummaryIntervalS => (60, 604_800, "seconds", 3_600),
-            Key::CpuBudgetPermille => (1, 1_000, "permille of one core", 5),
-            Key::Nice => (-20, 19, "niceness steps", 0),
-            _ => return None,
-        };
-        Some(Range {
-            min,
-            max,
-            unit,
-            example,
-        })
-    }
-
-    /// Keys a board profile sets.
-    fn profile_value(self, p: &Profile) -> Option<i64> {
-        Some(match self {
-            Key::BusyThresholdPct => i64::from(p.busy_threshold_pct),
-            Key::PsiThresholdPct => i64::from(p.psi_threshold_pct),
-            Key::SampleIntervalMs => i64::from(p.sample_interval_ms),
-            Key::PollIntervalS => i64::from(p.poll_interval_s),
-            Key::CpuBudgetPermille => i64::from(p.cpu_budget_permille),
-            Key::Nice => i64::from(p.nice),
-            _ => return None,
-        })
+        match self.kind() {
+            Kind::Number(range) => Some(range),
+            _ => None,
+        }
     }
 }
 
@@ -363,89 +557,6 @@ pub enum Origin {
 impl Origin {
     fn is_explicit(self) -> bool {
         matches!(self, Origin::File { .. } | Origin::Flag)
-    }
-}
-
-/// Every setting of swandog, validated. `Config::default()` is the documented defaults.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// charon's VICI socket (`unix:///var/run/charon.vici`).
-    pub vici: ConfigPath,
-    /// Children to keep up; empty (default): every route-based child discovered.
-    pub watch: WatchList,
-    /// Which side re-initiates (`initiator`).
-    pub role: Role,
-    /// The board profile in effect (`none`).
-    pub board: Board,
-    /// What to do with a one-sided SA (`report`).
-    pub stale_action: StaleAction,
-    /// Seconds packets-in may stay frozen while packets-out grow (60).
-    pub stale_after_s: u32,
-    /// Milliseconds to wait after a child goes down before re-initiating (1000).
-    pub grace_ms: u32,
-    /// First backoff in milliseconds (1000).
-    pub backoff_min_ms: u32,
-    /// Backoff cap in milliseconds (60000).
-    pub backoff_cap_ms: u32,
-    /// Seconds between reconciling `list-sas` polls (30).
-    pub poll_interval_s: u32,
-    /// Milliseconds between load samples (1000).
-    pub sample_interval_ms: u32,
-    /// Whole-box busy % above which the box is loaded (85).
-    pub busy_threshold_pct: u8,
-    /// CPU pressure % above which the box is loaded (40).
-    pub psi_threshold_pct: u8,
-    /// Seconds of load looked at before a DPD failure with unknown exchange start (120).
-    pub dpd_window_s: u32,
-    /// Seconds between summary lines (3600).
-    pub summary_interval_s: u32,
-    /// Own CPU budget in thousandths of one core (5 = 0.5 %).
-    pub cpu_budget_permille: u16,
-    /// Process niceness (0).
-    pub nice: i8,
-    /// Where log lines go (`syslog`).
-    pub log: LogTarget,
-    /// Most verbose level logged (`info`).
-    pub log_level: LevelFilter,
-    /// Syslog facility (`daemon`).
-    pub syslog_facility: Facility,
-    /// Status snapshot path (`/var/run/swandog.status`).
-    pub status_file: ConfigPath,
-    /// Where `/proc` is (`/proc`).
-    pub proc_root: ConfigPath,
-    origins: [Origin; KEY_COUNT],
-    source: ConfigPath,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        let generic = Board::None.profile();
-        Config {
-            vici: path_or_empty(DEFAULT_VICI_URI),
-            watch: WatchList::new(),
-            role: Role::Initiator,
-            board: Board::None,
-            stale_action: StaleAction::Report,
-            stale_after_s: 60,
-            grace_ms: 1_000,
-            backoff_min_ms: 1_000,
-            backoff_cap_ms: 60_000,
-            poll_interval_s: generic.poll_interval_s,
-            sample_interval_ms: generic.sample_interval_ms,
-            busy_threshold_pct: generic.busy_threshold_pct,
-            psi_threshold_pct: generic.psi_threshold_pct,
-            dpd_window_s: 120,
-            summary_interval_s: 3_600,
-            cpu_budget_permille: generic.cpu_budget_permille,
-            nice: generic.nice,
-            log: LogTarget::Syslog,
-            log_level: LevelFilter::Info,
-            syslog_facility: Facility::Daemon,
-            status_file: path_or_empty(DEFAULT_STATUS_FILE),
-            proc_root: path_or_empty(DEFAULT_PROC_ROOT),
-            origins: [Origin::Default; KEY_COUNT],
-            source: ConfigPath::new(),
-        }
     }
 }
 
@@ -545,8 +656,8 @@ impl Config {
     }
 
     /// Checks rules between keys (backoff cap ≥ minimum; a responder cannot restart; the DPD
-    /// window fits the load history at the sampling interval). Run it
-    /// after the last [`Config::set`]; [`Config::parse_file`] already does.
+    /// window fits the load history at the sampling interval; the metrics file is not the status
+    /// file). Run it after the last [`Config::set`]; [`Config::parse_file`] already does.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.backoff_cap_ms < self.backoff_min_ms {
             let (blamed, other) = self.later_of(Key::BackoffCapMs, Key::BackoffMinMs);
@@ -578,6 +689,14 @@ impl Config {
                 ),
             ));
         }
+        if !self.metrics_file.is_empty() && self.metrics_file == self.status_file {
+            let (blamed, other) = self.later_of(Key::MetricsFile, Key::StatusFile);
+            return Err(self.conflict(
+                blamed,
+                other,
+                "the agent writes both files: give metrics_file its own path",
+            ));
+        }
         Ok(())
     }
 
@@ -598,9 +717,34 @@ impl Config {
             .unwrap_or(&self.vici)
     }
 
-    /// The load thresholds of the DPD verdict (`busy_threshold_pct`, `psi_threshold_pct`), in
-    /// the core's units; the share of the window that must be loaded keeps its default.
-    pub fn load_thresholds(&self) -> LoadThresholds {
+    /// Everything the agent decides by, in its units: the keeper's policy, the DPD verdict's
+    /// thresholds and window, the self-throttling pace, the summary interval and the watch list.
+    /// What the config has no key for keeps the agent's own default.
+    pub fn agent_settings(&self) -> Settings {
+        let seconds = |s: u32| u64::from(s) * 1_000;
+        Settings {
+            throttle: self.throttle_settings(),
+            thresholds: self.load_thresholds(),
+            dpd_window_ms: seconds(self.dpd_window_s),
+            summary_interval_ms: seconds(self.summary_interval_s),
+            keeper: KeeperSettings {
+                role: self.role,
+                grace_ms: self.grace_ms.into(),
+                backoff_min_ms: self.backoff_min_ms.into(),
+                backoff_cap_ms: self.backoff_cap_ms.into(),
+                stale_after_ms: seconds(self.stale_after_s),
+                stale_action: self.stale_action,
+                ..KeeperSettings::default()
+            }
+            .sanitized(),
+            watch: self.watch.clone(),
+            ..Settings::default()
+        }
+    }
+
+    /// The load thresholds of the DPD verdict (`busy_threshold_pct`, `psi_threshold_pct`); the
+    /// share of the window that must be loaded keeps its default.
+    fn load_thresholds(&self) -> LoadThresholds {
         LoadThresholds {
             busy_permille: u16::from(self.busy_threshold_pct) * 10,
             psi_centi: u16::from(self.psi_threshold_pct) * 100,
@@ -609,9 +753,8 @@ impl Config {
     }
 
     /// The self-throttling knobs (`busy_threshold_pct`, `cpu_budget_permille`,
-    /// `sample_interval_ms`, `poll_interval_s`) in the core's units; the stretch factor keeps
-    /// its default.
-    pub fn throttle_settings(&self) -> ThrottleSettings {
+    /// `sample_interval_ms`, `poll_interval_s`); the stretch factor keeps its default.
+    fn throttle_settings(&self) -> ThrottleSettings {
         ThrottleSettings {
             busy_permille: u16::from(self.busy_threshold_pct) * 10,
             cpu_budget_permille: self.cpu_budget_permille,
@@ -625,91 +768,6 @@ impl Config {
     /// value came from, in config-file syntax.
     pub fn describe(&self) -> Describe<'_> {
         Describe(self)
-    }
-
-    fn apply(&mut self, key: Key, value: &str) -> Result<(), Problem> {
-        let bad = |expected: String| Problem::BadValue(key, echo(value), expected);
-        let one_of = |names: &[&str]| bad(format!("expected one of {}", names.join(", ")));
-        match key {
-            Key::Vici => self.vici = parse_vici(value).map_err(bad)?,
-            Key::Watch => self.watch = parse_watch(value).map_err(bad)?,
-            Key::Role => {
-                self.role =
-                    lookup(&Role::NAMES, value).ok_or_else(|| one_of(&names_of(&Role::NAMES)))?;
-            }
-            Key::StaleAction => {
-                self.stale_action = lookup(&StaleAction::NAMES, value)
-                    .ok_or_else(|| one_of(&names_of(&StaleAction::NAMES)))?;
-            }
-            Key::Board => {
-                self.board = Board::from_name(value).ok_or_else(|| {
-                    one_of(
-                        &crate::board::BOARDS
-                            .iter()
-                            .map(|b| b.name)
-                            .collect::<Vec<_>>(),
-                    )
-                })?;
-            }
-            Key::Log => {
-                self.log = LogTarget::from_name(value)
-                    .ok_or_else(|| one_of(&LogTarget::ALL.map(LogTarget::name)))?;
-            }
-            Key::LogLevel => {
-                self.log_level =
-                    lookup(&LEVEL_NAMES, value).ok_or_else(|| one_of(&names_of(&LEVEL_NAMES)))?;
-            }
-            Key::SyslogFacility => {
-                self.syslog_facility = Facility::from_name(value)
-                    .ok_or_else(|| one_of(&Facility::ALL.map(Facility::name)))?;
-            }
-            Key::StatusFile => self.status_file = parse_path(value).map_err(bad)?,
-            Key::ProcRoot => self.proc_root = parse_path(value).map_err(bad)?,
-            _ => {
-                let number = parse_whole(key, value)?;
-                self.set_number(key, number);
-            }
-        }
-        Ok(())
-    }
-
-    /// Stores an already range-checked number.
-    fn set_number(&mut self, key: Key, n: i64) {
-        let u32_of = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-        match key {
-            Key::StaleAfterS => self.stale_after_s = u32_of(n),
-            Key::GraceMs => self.grace_ms = u32_of(n),
-            Key::BackoffMinMs => self.backoff_min_ms = u32_of(n),
-            Key::BackoffCapMs => self.backoff_cap_ms = u32_of(n),
-            Key::PollIntervalS => self.poll_interval_s = u32_of(n),
-            Key::SampleIntervalMs => self.sample_interval_ms = u32_of(n),
-            Key::BusyThresholdPct => self.busy_threshold_pct = u8::try_from(n).unwrap_or(100),
-            Key::PsiThresholdPct => self.psi_threshold_pct = u8::try_from(n).unwrap_or(100),
-            Key::DpdWindowS => self.dpd_window_s = u32_of(n),
-            Key::SummaryIntervalS => self.summary_interval_s = u32_of(n),
-            Key::CpuBudgetPermille => self.cpu_budget_permille = u16::try_from(n).unwrap_or(1_000),
-            Key::Nice => self.nice = i8::try_from(n).unwrap_or(0),
-            _ => {}
-        }
-    }
-
-    /// Gives every key the board profile covers, unless set explicitly, the board's value.
-    fn apply_board_profile(&mut self) {
-        let profile = self.board.profile();
-        let origin = if self.board == Board::None {
-            Origin::Default
-        } else {
-            Origin::Board
-        };
-        for key in Key::ALL {
-            let Some(value) = key.profile_value(&profile) else {
-                continue;
-            };
-            if !self.origins[key.index()].is_explicit() {
-                self.set_number(key, value);
-                self.origins[key.index()] = origin;
-            }
-        }
     }
 
     /// Of two keys in conflict, the one set later (a flag, or the later file line) is blamed.
@@ -753,39 +811,7 @@ struct ValueText<'a>(&'a Config, Key);
 
 impl fmt::Display for ValueText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = self.0;
-        match self.1 {
-            Key::Vici => f.write_str(&c.vici),
-            Key::Watch => {
-                for (i, name) in c.watch.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(",")?;
-                    }
-                    f.write_str(name)?;
-                }
-                Ok(())
-            }
-            Key::Role => f.write_str(c.role.name()),
-            Key::Board => f.write_str(c.board.name()),
-            Key::StaleAction => f.write_str(c.stale_action.name()),
-            Key::StaleAfterS => write!(f, "{}", c.stale_after_s),
-            Key::GraceMs => write!(f, "{}", c.grace_ms),
-            Key::BackoffMinMs => write!(f, "{}", c.backoff_min_ms),
-            Key::BackoffCapMs => write!(f, "{}", c.backoff_cap_ms),
-            Key::PollIntervalS => write!(f, "{}", c.poll_interval_s),
-            Key::SampleIntervalMs => write!(f, "{}", c.sample_interval_ms),
-            Key::BusyThresholdPct => write!(f, "{}", c.busy_threshold_pct),
-            Key::PsiThresholdPct => write!(f, "{}", c.psi_threshold_pct),
-            Key::DpdWindowS => write!(f, "{}", c.dpd_window_s),
-            Key::SummaryIntervalS => write!(f, "{}", c.summary_interval_s),
-            Key::CpuBudgetPermille => write!(f, "{}", c.cpu_budget_permille),
-            Key::Nice => write!(f, "{}", c.nice),
-            Key::Log => f.write_str(c.log.name()),
-            Key::LogLevel => f.write_str(level_name(c.log_level)),
-            Key::SyslogFacility => f.write_str(c.syslog_facility.name()),
-            Key::StatusFile => f.write_str(&c.status_file),
-            Key::ProcRoot => f.write_str(&c.proc_root),
-        }
+        self.0.write_value(self.1, f)
     }
 }
 
@@ -813,6 +839,9 @@ impl fmt::Display for Describe<'_> {
             }
             if key == Key::Watch && c.watch.is_empty() {
                 f.write_str(" (empty: every route-based child found)")?;
+            }
+            if key.kind() == Kind::OptionalPath && c.value_text(key).is_empty() {
+                f.write_str(" (empty: off)")?;
             }
             writeln!(f)?;
         }
@@ -963,7 +992,7 @@ impl fmt::Display for ConfigError {
                 self.setting(*key, value),
                 range.min,
                 range.max,
-                range.unit
+                range.unit.name()
             ),
             Problem::Conflict {
                 key,
@@ -1072,14 +1101,7 @@ fn echo(text: &str) -> String {
     }
 }
 
-fn lookup<T: Copy>(table: &[(&str, T)], name: &str) -> Option<T> {
-    table.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
-}
-
-fn names_of<T>(table: &[(&'static str, T)]) -> Vec<&'static str> {
-    table.iter().map(|(n, _)| *n).collect()
-}
-
+#[inline(never)] // one copy for every number type
 fn parse_whole(key: Key, value: &str) -> Result<i64, Problem> {
     let Some(range) = key.range() else {
         return Err(Problem::BadValue(
@@ -1105,7 +1127,8 @@ fn parse_whole(key: Key, value: &str) -> Result<i64, Problem> {
             echo(value),
             format!(
                 "expected a whole number of {}, e.g. {}",
-                range.unit, range.example
+                range.unit.name(),
+                Config::default().value_text(key)
             ),
         ));
     };

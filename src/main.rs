@@ -7,16 +7,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use argh::FromArgs;
-use swandog::agent::keeper::KeeperSettings;
 use swandog::agent::plan::{PlannedChild, WatchNames};
 use swandog::agent::Settings;
-use swandog::config::{self, Config, Origin, DEFAULT_CONFIG_PATH};
+use swandog::config::{self, Config, Origin, Word, DEFAULT_CONFIG_PATH};
 use swandog::limits::{CONFIG_RETRY_INTERVAL_MS, WATCHED_CHILDREN_MAX};
 use swandog::report::status::{read_snapshot, StatusForm, DEFAULT_STATUS_FILE};
 use swandog::report::syslog::{Facility, LogTarget};
 use swandog::report::{syslog, table};
 use swandog::vici::client::{Commands, Uri};
-use swandog::vici::sa::{IkeSa, Name};
+use swandog::vici::sa::IkeSa;
 
 #[derive(FromArgs)]
 #[argh(
@@ -50,127 +49,63 @@ enum Command {
     Check(CheckArgs),
 }
 
-/// Declares a subcommand that takes every config key as a flag (flags override the file).
+/// Declares a subcommand that takes every config key as a flag (flags override the file): called
+/// by `swandog::config_key_table!` with the table's rows, so every key is a flag, with the key's
+/// help text. `one` keys take an `Option`, `list` keys a repeatable `Vec` (joined with commas).
 macro_rules! config_flags {
-    ($(#[$meta:meta])* $name:ident, $sub:literal) => {
+    ([$(#[$meta:meta])* $args:ident $sub:literal]
+     $($form:ident $key:ident $name:ident $help:tt $row:tt)*) => {
+        config_flags!(@fields [$(#[$meta])* $args $sub] [] $($form $name $help)*);
+
+        impl $args {
+            fn flags(&self) -> FlagSet {
+                FlagSet::new(&self.config, &[$((stringify!($name), &self.$name)),*])
+            }
+        }
+    };
+    (@fields $head:tt [$($fields:tt)*] one $name:ident $help:tt $($rest:tt)*) => {
+        config_flags!(@fields $head [$($fields)*
+            #[argh(option, description = $help)]
+            $name: Option<String>,
+        ] $($rest)*);
+    };
+    (@fields $head:tt [$($fields:tt)*] list $name:ident $help:tt $($rest:tt)*) => {
+        config_flags!(@fields $head [$($fields)*
+            #[argh(option, description = $help)]
+            $name: Vec<String>,
+        ] $($rest)*);
+    };
+    (@fields [$(#[$meta:meta])* $args:ident $sub:literal] [$($fields:tt)*]) => {
         #[derive(FromArgs)]
         $(#[$meta])*
         #[argh(subcommand, name = $sub)]
-        struct $name {
+        struct $args {
             /// config file (default /etc/swandog.conf, used if present)
             #[argh(option)]
             config: Option<String>,
-            /// charon's VICI socket (default unix:///var/run/charon.vici)
-            #[argh(option)]
-            vici: Option<String>,
-            /// children to keep up, comma-separated or repeated (default: every route-based child)
-            #[argh(option)]
-            watch: Vec<String>,
-            /// who re-initiates: initiator, responder or auto (default initiator)
-            #[argh(option)]
-            role: Option<String>,
-            /// board profile: none, generic, mt7621, ath79, ipq40xx, filogic (default none)
-            #[argh(option)]
-            board: Option<String>,
-            /// one-sided SA: report or restart (default report)
-            #[argh(option)]
-            stale_action: Option<String>,
-            /// seconds packets-in may stay frozen while packets-out grow (default 60)
-            #[argh(option)]
-            stale_after_s: Option<String>,
-            /// wait after a drop before the first re-initiation, ms (default 1000)
-            #[argh(option)]
-            grace_ms: Option<String>,
-            /// first backoff, ms (default 1000)
-            #[argh(option)]
-            backoff_min_ms: Option<String>,
-            /// backoff cap, ms (default 60000)
-            #[argh(option)]
-            backoff_cap_ms: Option<String>,
-            /// reconciling list-sas poll, s (default 30; longer when busy)
-            #[argh(option)]
-            poll_interval_s: Option<String>,
-            /// load sampling interval, ms (default 1000)
-            #[argh(option)]
-            sample_interval_ms: Option<String>,
-            /// busy % from which the box counts as loaded (default 85)
-            #[argh(option)]
-            busy_threshold_pct: Option<String>,
-            /// CPU pressure % from which the box counts as loaded (default 40)
-            #[argh(option)]
-            psi_threshold_pct: Option<String>,
-            /// load window judged before a DPD failure of unknown start, s (default 120)
-            #[argh(option)]
-            dpd_window_s: Option<String>,
-            /// interval of the DPD-rate summary line, s (default 3600)
-            #[argh(option)]
-            summary_interval_s: Option<String>,
-            /// own CPU budget, thousandths of one core (default 5)
-            #[argh(option)]
-            cpu_budget_permille: Option<String>,
-            /// process niceness (default 0)
-            #[argh(option)]
-            nice: Option<String>,
-            /// where to log: syslog or stderr (default syslog)
-            #[argh(option)]
-            log: Option<String>,
-            /// most verbose level logged: error, warn, info, debug, trace (default info)
-            #[argh(option)]
-            log_level: Option<String>,
-            /// syslog facility: daemon, user, local0..local7 (default daemon)
-            #[argh(option)]
-            syslog_facility: Option<String>,
-            /// where the status snapshot goes (default /var/run/swandog.status)
-            #[argh(option)]
-            status_file: Option<String>,
-            /// where /proc is (default /proc; tests point it elsewhere)
-            #[argh(option)]
-            proc_root: Option<String>,
-        }
-
-        impl $name {
-            fn flags(&self) -> FlagSet {
-                let mut set = Vec::new();
-                let watch = self.watch.join(",");
-                let all: [(&'static str, Option<&String>); 22] = [
-                    ("vici", self.vici.as_ref()),
-                    ("watch", (!self.watch.is_empty()).then_some(&watch)),
-                    ("role", self.role.as_ref()),
-                    ("board", self.board.as_ref()),
-                    ("stale_action", self.stale_action.as_ref()),
-                    ("stale_after_s", self.stale_after_s.as_ref()),
-                    ("grace_ms", self.grace_ms.as_ref()),
-                    ("backoff_min_ms", self.backoff_min_ms.as_ref()),
-                    ("backoff_cap_ms", self.backoff_cap_ms.as_ref()),
-                    ("poll_interval_s", self.poll_interval_s.as_ref()),
-                    ("sample_interval_ms", self.sample_interval_ms.as_ref()),
-                    ("busy_threshold_pct", self.busy_threshold_pct.as_ref()),
-                    ("psi_threshold_pct", self.psi_threshold_pct.as_ref()),
-                    ("dpd_window_s", self.dpd_window_s.as_ref()),
-                    ("summary_interval_s", self.summary_interval_s.as_ref()),
-                    ("cpu_budget_permille", self.cpu_budget_permille.as_ref()),
-                    ("nice", self.nice.as_ref()),
-                    ("log", self.log.as_ref()),
-                    ("log_level", self.log_level.as_ref()),
-                    ("syslog_facility", self.syslog_facility.as_ref()),
-                    ("status_file", self.status_file.as_ref()),
-                    ("proc_root", self.proc_root.as_ref()),
-                ];
-                for (key, value) in all {
-                    if let Some(value) = value {
-                        set.push((key, value.clone()));
-                    }
-                }
-                FlagSet {
-                    config: self.config.clone(),
-                    set,
-                }
-            }
+            $($fields)*
         }
     };
 }
 
-config_flags!(
+/// A flag's value as the config's text, if it was given.
+trait Given {
+    fn given(&self) -> Option<String>;
+}
+
+impl Given for Option<String> {
+    fn given(&self) -> Option<String> {
+        self.clone()
+    }
+}
+
+impl Given for Vec<String> {
+    fn given(&self) -> Option<String> {
+        (!self.is_empty()).then(|| self.join(","))
+    }
+}
+
+swandog::config_key_table!(config_flags![
     /// run the agent in the foreground (procd / busybox init keep it running)
     #[argh(
         example = "{command_name}
@@ -179,14 +114,15 @@ config_flags!(
 kill -HUP $(pidof swandog)   reread the config, keep tunnel state and history
 kill -USR1 $(pidof swandog)  log a summary (lines starting `status:`)",
         note = "Every config key is also a flag; flags override /etc/swandog.conf.
+`swandog check` lists every setting with its value and where it came from.
 While charon or its socket is missing it waits inside, with backoff, so
 init's respawn never spins. SIGTERM / SIGINT stop it within a second."
     )]
-    RunArgs,
+    RunArgs
     "run"
-);
+]);
 
-config_flags!(
+swandog::config_key_table!(config_flags![
     /// validate the config and show what would be watched, and why
     #[argh(
         example = "{command_name}
@@ -195,9 +131,9 @@ config_flags!(
 charon's version, the watch plan and the route-based children seen up.
 Exits non-zero with one clear line (file, line, fix) when something is wrong."
     )]
-    CheckArgs,
+    CheckArgs
     "check"
-);
+]);
 
 #[derive(FromArgs)]
 /// show what the running agent knows: load, DPD failures, watched tunnels
@@ -247,6 +183,18 @@ struct FlagSet {
 }
 
 impl FlagSet {
+    /// The flags given among `flags` (each key's name and its field).
+    fn new(config: &Option<String>, flags: &[(&'static str, &dyn Given)]) -> FlagSet {
+        let set = flags
+            .iter()
+            .filter_map(|&(key, value)| Some((key, value.given()?)))
+            .collect();
+        FlagSet {
+            config: config.clone(),
+            set,
+        }
+    }
+
     /// File (or defaults when the default file is absent), then flags, then cross-key checks.
     fn load(&self) -> Result<Config, String> {
         let mut cfg = match &self.config {
@@ -349,24 +297,6 @@ fn status(args: StatusArgs) -> Result<(), String> {
     }
     print!("{}", table::terminal_safe(&text));
     Ok(())
-}
-
-fn agent_settings(cfg: &Config) -> Settings {
-    let mut watch = heapless::Vec::new();
-    for name in &cfg.watch {
-        if let Ok(name) = Name::try_from(name.as_str()) {
-            let _ = watch.push(name);
-        }
-    }
-    Settings {
-        throttle: cfg.throttle_settings(),
-        thresholds: cfg.load_thresholds(),
-        dpd_window_ms: u64::from(cfg.dpd_window_s) * 1000,
-        summary_interval_ms: u64::from(cfg.summary_interval_s) * 1000,
-        keeper: KeeperSettings::from_config(cfg),
-        watch,
-        ..Settings::default()
-    }
 }
 
 // Own frame: inlined into `main`, every subcommand's locals would sit (stack-probed, so
@@ -619,7 +549,7 @@ fn start_up(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id()) << 32;
-    let settings = agent_settings(&cfg);
+    let settings = cfg.agent_settings();
     let agent = off_main_stack(move || Box::new(swandog::agent::Agent::new(settings, seed)))?;
     let shell = run::ShellSettings {
         uri,
@@ -636,5 +566,5 @@ fn reload(flags: &FlagSet, log: syslog::LogHandle) -> Result<Settings, String> {
     log.set_level(cfg.log_level);
     log.set_facility(cfg.syslog_facility);
     apply_nice(cfg.nice);
-    Ok(agent_settings(&cfg))
+    Ok(cfg.agent_settings())
 }

@@ -10,6 +10,7 @@ pub mod history;
 pub mod keeper;
 mod lines;
 pub mod plan;
+pub mod role;
 pub mod throttle;
 pub mod units;
 

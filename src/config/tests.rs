@@ -1,6 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
+use crate::board::BOARDS;
 
 const FILE: &str = "/etc/swandog.conf";
 
@@ -26,6 +27,8 @@ fn defaults_are_the_documented_values() {
     assert_eq!(c.syslog_facility, Facility::Daemon);
     assert_eq!(c.status_file.as_str(), "/var/run/swandog.status");
     assert_eq!(c.proc_root.as_str(), "/proc");
+    assert_eq!(c.metrics_file.as_str(), "");
+    assert_eq!(c.swanctl_conf.as_str(), "/etc/swanctl/swanctl.conf");
     assert_eq!(c.role, Role::Initiator);
     assert_eq!(c.stale_action, StaleAction::Report);
     assert_eq!(c.stale_after_s, 60);
@@ -92,7 +95,10 @@ fn unknown_key_names_file_line_and_the_closest_key() {
         message.starts_with("/etc/swandog.conf:7: unknown key \"rol\", did you mean \"role\"? (keys: vici, watch, role, "),
         "{message}"
     );
-    assert!(message.ends_with("status_file, proc_root)"), "{message}");
+    assert!(
+        message.ends_with("status_file, proc_root, metrics_file, swanctl_conf)"),
+        "{message}"
+    );
     assert_eq!(parse(text).unwrap_err().line(), Some(7));
 }
 
@@ -105,6 +111,37 @@ fn mistyped_keys_get_prefix_case_and_dash_suggestions() {
     let far = error("colour = blue");
     assert!(!far.contains("did you mean"), "{far}");
     assert!(far.contains("unknown key \"colour\" (keys: "), "{far}");
+}
+
+#[test]
+fn every_number_key_takes_its_whole_range_and_nothing_beyond() {
+    let mut checked = 0;
+    for key in Key::ALL {
+        let Some(range) = key.range() else {
+            continue;
+        };
+        let mut c = Config::default();
+        for n in [range.min, range.max] {
+            c.set(key.name(), &n.to_string(), Origin::Flag).unwrap();
+            // The field's type holds the whole range: the value reads back unchanged.
+            assert_eq!(c.value_text(key), n.to_string(), "{key:?}");
+        }
+        for n in [range.min - 1, range.max + 1] {
+            let message = c
+                .set(key.name(), &n.to_string(), Origin::Flag)
+                .unwrap_err()
+                .to_string();
+            // A minus sign is no number at all for a key whose range starts at 0.
+            let refused = if n < 0 && range.min >= 0 {
+                "expected a whole number of"
+            } else {
+                "is out of range: use"
+            };
+            assert!(message.contains(refused), "{message}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 12);
 }
 
 #[test]
@@ -223,6 +260,44 @@ fn vici_must_be_a_unix_uri_and_paths_absolute() {
 }
 
 #[test]
+fn metrics_file_and_swanctl_conf_are_absolute_paths_or_empty_for_off() {
+    let c = parse("metrics_file = /var/prometheus/swandog.prom\nswanctl_conf =\n").unwrap();
+    assert_eq!(c.metrics_file.as_str(), "/var/prometheus/swandog.prom");
+    assert_eq!(c.swanctl_conf.as_str(), "");
+    assert_eq!(c.origin(Key::SwanctlConf), Origin::File { line: 2 });
+    assert_eq!(
+        error("\nmetrics_file = swandog.prom"),
+        "/etc/swandog.conf:2: metrics_file = \"swandog.prom\": expected an absolute path (starting with /)"
+    );
+    assert!(error("swanctl_conf = etc/swanctl.conf")
+        .ends_with("expected an absolute path (starting with /)"));
+    assert!(error("swanctl_conf = /etc/a\0b").contains("NUL byte"));
+    assert!(error(&format!("metrics_file = /{}", "m".repeat(200))).contains("too long"));
+
+    let mut c = Config::default();
+    c.set("metrics-file", "/run/m.prom", Origin::Flag).unwrap();
+    c.set("swanctl-conf", "", Origin::Flag).unwrap();
+    assert_eq!(c.metrics_file.as_str(), "/run/m.prom");
+    assert!(c.swanctl_conf.is_empty());
+    let err = c.set("metrics-file", "m.prom", Origin::Flag).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "command line: --metrics-file \"m.prom\": expected an absolute path (starting with /)"
+    );
+}
+
+#[test]
+fn metrics_file_cannot_be_the_status_file() {
+    let message = error("status_file = /run/s\nmetrics_file = /run/s\n");
+    assert_eq!(
+        message,
+        "/etc/swandog.conf:2: metrics_file = \"/run/s\" conflicts with status_file = /run/s (line 1): \
+         the agent writes both files: give metrics_file its own path"
+    );
+    assert!(error("metrics_file = /var/run/swandog.status").contains("conflicts with status_file"));
+}
+
+#[test]
 fn long_bad_values_are_cut_in_messages() {
     let message = error(&format!("role = {}", "x".repeat(500)));
     assert!(message.len() < 200, "{message}");
@@ -336,11 +411,13 @@ fn describe_lists_every_key_with_value_and_origin() {
     assert!(line("grace_ms").contains("= 2500") && line("grace_ms").ends_with("# --grace-ms"));
     assert!(line("vici").ends_with("# default"));
     assert!(line("watch").ends_with("(empty: every route-based child found)"));
+    assert!(line("metrics_file").ends_with("# default (empty: off)"));
+    assert!(line("swanctl_conf").ends_with("# default"));
 }
 
 #[test]
 fn describe_output_parses_back_to_the_same_values() {
-    let original = parse("role = initiator\nwatch = con1,con2_1\nbackoff_cap_ms = 120000\nsyslog_facility = local5\nnice = -3\n").unwrap();
+    let original = parse("role = initiator\nwatch = con1,con2_1\nbackoff_cap_ms = 120000\nsyslog_facility = local5\nnice = -3\nswanctl_conf =\nmetrics_file = /run/m.prom\n").unwrap();
     let listing = original.describe().to_string();
     let again = parse(&listing).unwrap();
     for key in Key::ALL {
@@ -523,6 +600,72 @@ fn thresholds_and_throttle_settings_reach_the_core_in_its_units() {
         Config::default().throttle_settings(),
         ThrottleSettings::default()
     );
+}
+
+#[test]
+fn agent_settings_carry_every_key_the_agent_decides_by_in_its_units() {
+    let defaults = Config::default().agent_settings();
+    let agent = Settings::default();
+    // The config's defaults are the agent's own.
+    assert_eq!(defaults.keeper, KeeperSettings::default());
+    assert_eq!(defaults.throttle, agent.throttle);
+    assert_eq!(defaults.thresholds, agent.thresholds);
+    assert_eq!(defaults.dpd_window_ms, agent.dpd_window_ms);
+    assert_eq!(defaults.summary_interval_ms, agent.summary_interval_ms);
+    assert_eq!(defaults.status_interval_ms, agent.status_interval_ms);
+    assert!(defaults.watch.is_empty());
+
+    let c = parse(
+        "role = auto\nstale_action = restart\nstale_after_s = 90\ngrace_ms = 0\n\
+         backoff_min_ms = 2000\nbackoff_cap_ms = 120000\ndpd_window_s = 300\n\
+         summary_interval_s = 600\nwatch = con1, con2_1\nbusy_threshold_pct = 70\n\
+         poll_interval_s = 45\n",
+    )
+    .unwrap();
+    let s = c.agent_settings();
+    assert_eq!(s.keeper.role, Role::Auto);
+    assert_eq!(s.keeper.stale_action, StaleAction::Restart);
+    assert_eq!(s.keeper.stale_after_ms, 90_000);
+    assert_eq!(
+        (
+            s.keeper.grace_ms,
+            s.keeper.backoff_min_ms,
+            s.keeper.backoff_cap_ms
+        ),
+        (0, 2_000, 120_000)
+    );
+    assert_eq!(
+        s.keeper.initiate_timeout_ms,
+        KeeperSettings::default().initiate_timeout_ms
+    );
+    assert_eq!((s.dpd_window_ms, s.summary_interval_ms), (300_000, 600_000));
+    let watch: Vec<&str> = s.watch.iter().map(|n| n.as_str()).collect();
+    assert_eq!(watch, ["con1", "con2_1"]);
+    assert_eq!(s.thresholds.busy_permille, 700);
+    assert_eq!(s.throttle.busy_permille, 700);
+    assert_eq!(s.throttle.poll_interval_ms, 45_000);
+}
+
+#[test]
+fn word_keys_name_every_value_once_and_read_it_back() {
+    fn round_trip<W: Word + core::fmt::Debug>() -> usize {
+        for &value in W::ALL {
+            let word = value.name();
+            assert_eq!(
+                W::ALL.iter().filter(|w| w.name() == word).count(),
+                1,
+                "{word}"
+            );
+            assert_eq!(W::parse(Key::Role, word), Ok(value), "{word}");
+        }
+        W::ALL.len()
+    }
+    assert_eq!(round_trip::<Role>(), 3);
+    assert_eq!(round_trip::<StaleAction>(), 2);
+    assert_eq!(round_trip::<Board>(), BOARDS.len());
+    assert_eq!(round_trip::<LogTarget>(), 2);
+    assert_eq!(round_trip::<Facility>(), 10);
+    assert_eq!(round_trip::<LevelFilter>(), 5);
 }
 
 #[test]

@@ -95,7 +95,6 @@ use heapless::{Deque, String, Vec};
 
 pub use super::cause::Cause;
 use super::Millis;
-use crate::config::Config;
 use crate::limits::{
     HOST_MAX_BYTES, KEEPER_BACKOFF_CAP_MS, KEEPER_BACKOFF_MIN_MS, KEEPER_DUPLICATE_CONFIRM_MS,
     KEEPER_FLAPS_BEFORE_QUIET, KEEPER_GRACE_MS, KEEPER_INITIATE_MARGIN_MS,
@@ -126,10 +125,10 @@ pub use watch::WatchError;
 // Settings
 // ---------------------------------------------------------------------------------------------
 
-pub use crate::config::{Role, StaleAction};
+pub use super::role::{Role, StaleAction};
 
 /// The keeper's knobs; [`Default`] gives the defaults from `limits.rs` with `Role::Initiator`,
-/// [`KeeperSettings::from_config`] what the operator configured.
+/// the config's `agent_settings` what the operator configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeeperSettings {
     /// Which side re-initiates.
@@ -164,20 +163,6 @@ impl Default for KeeperSettings {
 }
 
 impl KeeperSettings {
-    /// The keeper's part of the validated configuration.
-    pub fn from_config(config: &Config) -> KeeperSettings {
-        KeeperSettings {
-            role: config.role,
-            grace_ms: config.grace_ms.into(),
-            backoff_min_ms: config.backoff_min_ms.into(),
-            backoff_cap_ms: config.backoff_cap_ms.into(),
-            stale_after_ms: Millis::from(config.stale_after_s).saturating_mul(1000),
-            stale_action: config.stale_action,
-            initiate_timeout_ms: KEEPER_INITIATE_TIMEOUT_MS,
-        }
-        .sanitized()
-    }
-
     /// Makes the timings consistent: cap ≥ 1 ms, 1 ms ≤ min ≤ cap, grace ≤ cap, timeouts ≥ 1 ms.
     pub fn sanitized(mut self) -> Self {
         self.backoff_cap_ms = self.backoff_cap_ms.max(1);

@@ -411,17 +411,6 @@ fn first_attempt_waits_for_the_grace_then_backoff_doubles_up_to_the_cap() {
 }
 
 #[test]
-fn settings_come_from_the_config_in_its_units() {
-    let s = KeeperSettings::from_config(&Config::default());
-    assert_eq!(s.role, Role::Initiator);
-    assert_eq!(s.stale_after_ms, 60_000);
-    assert_eq!(
-        (s.grace_ms, s.backoff_min_ms, s.backoff_cap_ms),
-        (1000, 1000, 60_000)
-    );
-}
-
-#[test]
 fn jitter_stays_within_twenty_percent_below_nominal_and_never_beyond_the_cap() {
     for seed in 0..20u64 {
         let mut k = Keeper::new(KeeperSettings::default(), seed);
