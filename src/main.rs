@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use argh::FromArgs;
+use nix::sys::signal::{SigSet, Signal};
 use swandog::agent::keeper::KeeperSettings;
 use swandog::agent::plan::{PlannedChild, WatchNames};
 use swandog::agent::Settings;
@@ -266,8 +267,35 @@ impl FlagSet {
     }
 }
 
+/// The signals `swandog run` answers (reload, summary). Their default action kills the process,
+/// and procd may send a HUP the moment it has (re)started us: blocked before `main` runs at all.
+fn reload_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGHUP);
+    set.add(Signal::SIGUSR1);
+    set
+}
+
+/// Runs before `main` and the Rust runtime (an `.init_array` constructor): blocks SIGHUP and
+/// SIGUSR1, so a reload signal sent while swandog starts stays pending and is read once the main
+/// loop runs, never fatal. Threads started later inherit the mask. SIGTERM / SIGINT stay
+/// unblocked (they stop swandog at once) until the signal fd reads them.
+extern "C" fn block_reload_signals_before_main() {
+    // pthread_sigmask only; nothing here needs the Rust runtime. It cannot fail with a valid
+    // `how`, and a failure would only leave the default actions.
+    let _ = reload_signals().thread_block();
+}
+
+#[used]
+#[link_section = ".init_array"]
+static BLOCK_RELOAD_SIGNALS: extern "C" fn() = block_reload_signals_before_main;
+
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
+    if !matches!(cli.command, Some(Command::Run(_))) {
+        // Short-lived commands keep the default actions (a hang-up ends them).
+        let _ = reload_signals().thread_unblock();
+    }
     let result = match cli.command {
         _ if cli.version => {
             println!(

@@ -338,3 +338,105 @@ fn sigint_and_sigterm_stop_within_a_second_even_while_charon_hangs() {
         let _ = fs::remove_dir_all(&agent.dir);
     }
 }
+
+/// Whether the Rust runtime of process `pid` is up: it ignores SIGPIPE (std sets that before
+/// `main`). Until then the dynamic loader is still at work, and a SIGHUP kills any program.
+fn runtime_up(pid: u32) -> bool {
+    const SIGPIPE_BIT: u64 = 1 << (13 - 1);
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("SigIgn:"))?;
+            u64::from_str_radix(line["SigIgn:".len()..].trim(), 16).ok()
+        })
+        .is_some_and(|ignored| ignored & SIGPIPE_BIT != 0)
+}
+
+/// procd restarts swandog and sends SIGHUP right after (its `reload` did, issue 16): a HUP at
+/// any moment of start-up must be survived and honoured once (one "config reloaded"), never
+/// fatal. Hundreds of starts, the HUP 0 to 4 ms after the runtime is up. No charon needed: the
+/// socket named is absent and swandog waits inside.
+#[test]
+fn sighup_at_any_moment_of_start_up_is_honoured_never_fatal() {
+    const STARTS: u32 = 300;
+    const DELAY_MAX_US: u32 = 4_000;
+    let dir = scratch_dir("signals-hup-storm");
+    let vici = format!("unix://{}", dir.join("no-charon.vici").display());
+    write_conf(&dir, &vici, "");
+    let conf = dir.join("swandog.conf");
+    let log = dir.join("log");
+    let mut deaths = Vec::new();
+    let mut started = Duration::ZERO;
+    for i in 0..STARTS {
+        // Spread evenly over 0..=4 ms, in an order that is not monotonic.
+        let delay = Duration::from_micros(u64::from(i * 7_919 % (DELAY_MAX_US + 1)));
+        let mut child = swandog()
+            .args(["run", "--config"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start swandog run");
+        let pid = child.id();
+        let spawned = Instant::now();
+        while !runtime_up(pid) {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("swandog exited before its runtime was up: {status}");
+            }
+            assert!(spawned.elapsed() < Duration::from_secs(5), "never started");
+            std::hint::spin_loop();
+        }
+        started += spawned.elapsed();
+        let at = Instant::now() + delay;
+        while Instant::now() < at {
+            std::hint::spin_loop();
+        }
+        kill(Pid::from_raw(pid as i32), Signal::SIGHUP).expect("send SIGHUP");
+        let text = || fs::read_to_string(&log).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let exited = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if text().contains("config reloaded") {
+                break None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "start {i}: SIGHUP {delay:?} after start-up neither honoured nor fatal:\n{}",
+                text()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        if let Some(status) = exited {
+            deaths.push(format!("start {i}, HUP after {delay:?}: {status}"));
+            continue;
+        }
+        kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("send SIGTERM");
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "start {i}: exited with {status} on SIGTERM"
+        );
+        assert_eq!(
+            text().matches("config reloaded").count(),
+            1,
+            "one HUP, one reload:\n{}",
+            text()
+        );
+    }
+    eprintln!(
+        "{STARTS} starts, SIGHUP 0..{DELAY_MAX_US} us after the runtime was up ({} us after \
+         spawn on average): {} died",
+        started.as_micros() / u128::from(STARTS),
+        deaths.len()
+    );
+    assert!(
+        deaths.is_empty(),
+        "{} of {STARTS} starts died of SIGHUP:\n{}",
+        deaths.len(),
+        deaths.join("\n")
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
