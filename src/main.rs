@@ -12,7 +12,9 @@ use swandog::agent::keeper::KeeperSettings;
 use swandog::agent::plan::{PlannedChild, WatchNames};
 use swandog::agent::Settings;
 use swandog::config::{self, Config, Origin, DEFAULT_CONFIG_PATH};
-use swandog::limits::{CONFIG_RETRY_INTERVAL_MS, WATCHED_CHILDREN_MAX};
+use swandog::limits::{
+    CONFIG_RETRY_INTERVAL_MS, SYSLOG_RECONNECT_INTERVAL_MS, WATCHED_CHILDREN_MAX,
+};
 use swandog::report::status::{read_snapshot, StatusForm, DEFAULT_STATUS_FILE};
 use swandog::report::syslog::{Facility, LogTarget};
 use swandog::report::{syslog, table};
@@ -308,7 +310,12 @@ fn main() -> ExitCode {
         None => {
             Err("no command given: try `swandog run`, `swandog status` or `swandog --help`".into())
         }
-        Some(Command::Run(args)) => run_agent(args.flags()),
+        Some(Command::Run(args)) => {
+            let result = run_agent(args.flags());
+            // Lines syslog never took: a last try, then stderr for the warnings and errors.
+            syslog::finish();
+            result
+        }
         Some(Command::Status(args)) => status(args),
         Some(Command::Sas(args)) => sas(args),
         Some(Command::Check(args)) => check(args.flags()),
@@ -552,7 +559,19 @@ fn wait_for_config(flags: &FlagSet, error: String) -> Result<Option<Config>, Str
     );
     let mut last = error;
     loop {
-        let signal = run::wait_signal(Duration::from_millis(CONFIG_RETRY_INTERVAL_MS))?;
+        // While syslog has lines held back, look every reconnect interval whether it is back.
+        let deadline = std::time::Instant::now() + Duration::from_millis(CONFIG_RETRY_INTERVAL_MS);
+        let signal = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let step = match syslog::held_lines() {
+                0 => left,
+                _ => left.min(Duration::from_millis(SYSLOG_RECONNECT_INTERVAL_MS)),
+            };
+            match run::wait_signal(step)? {
+                None if !left.is_zero() && step < left => syslog::flush_held(),
+                signal => break signal,
+            }
+        };
         if signal == Some(run::SignalRequest::Stop) {
             log::info!("stopping on signal");
             return Ok(None);
