@@ -546,7 +546,12 @@ impl SyslogLogger {
     /// `[swandog: ]level: message` on stderr, without a time stamp (procd and init add theirs).
     fn write_stderr(&self, level: Level, message: &[u8]) {
         let mut err = io::stderr().lock();
-        let _ = write!(err, "{}{}: ", stderr_tag(), level.as_str().to_ascii_lowercase());
+        let _ = write!(
+            err,
+            "{}{}: ",
+            stderr_tag(),
+            level.as_str().to_ascii_lowercase()
+        );
         let _ = err.write_all(message);
         let _ = err.write_all(b"\n");
         self.to_stderr.fetch_add(1, Relaxed);
@@ -633,7 +638,10 @@ impl fmt::Display for Lost {
 /// A formatted datagram's severity and message (after `ident[pid]: `).
 fn split_datagram(line: &[u8]) -> Option<(u8, &[u8])> {
     let close = line.iter().position(|&b| b == b'>')?;
-    let pri: u16 = core::str::from_utf8(line.get(1..close)?).ok()?.parse().ok()?;
+    let pri: u16 = core::str::from_utf8(line.get(1..close)?)
+        .ok()?
+        .parse()
+        .ok()?;
     let tag_end = line.windows(3).position(|w| w == b"]: ")? + 3;
     Some(((pri % 8) as u8, &line[tag_end..]))
 }
@@ -1012,7 +1020,10 @@ mod tests {
             l.send(Level::Debug, format_args!("early debug")),
             Delivery::Held
         );
-        assert_eq!(l.send(Level::Error, format_args!("early error")), Delivery::Held);
+        assert_eq!(
+            l.send(Level::Error, format_args!("early error")),
+            Delivery::Held
+        );
         let server = UnixDatagram::bind(&path).unwrap();
         assert_eq!(
             l.send(Level::Warn, format_args!("now in syslog")),
@@ -1025,11 +1036,20 @@ mod tests {
             "{notice}"
         );
         let first = recv_text(&server);
-        assert!(first.starts_with("<31>") && first.ends_with("]: early debug"), "{first}");
+        assert!(
+            first.starts_with("<31>") && first.ends_with("]: early debug"),
+            "{first}"
+        );
         let second = recv_text(&server);
-        assert!(second.starts_with("<27>") && second.ends_with("]: early error"), "{second}");
+        assert!(
+            second.starts_with("<27>") && second.ends_with("]: early error"),
+            "{second}"
+        );
         let third = recv_text(&server);
-        assert!(third.starts_with("<28>") && third.ends_with("]: now in syslog"), "{third}");
+        assert!(
+            third.starts_with("<28>") && third.ends_with("]: now in syslog"),
+            "{third}"
+        );
         assert_eq!(l.held_lines(), 0);
         let c = l.counters();
         // The first connection is not a *re*connection.
@@ -1074,7 +1094,10 @@ mod tests {
         // The receive queue of a fresh socket is short: read while flushing.
         l.flush();
         let notice = recv_text(&server);
-        assert!(notice.starts_with("<28>"), "lost lines make it a warning: {notice}");
+        assert!(
+            notice.starts_with("<28>"),
+            "lost lines make it a warning: {notice}"
+        );
         assert!(
             notice.contains(&format!("the {held} lines held back"))
                 && notice.contains(&format!("; {lost} more were lost (backlog of")),
@@ -1157,10 +1180,7 @@ mod tests {
     #[test]
     fn datagrams_split_into_severity_and_message() {
         let line = formatted(&logger(), Level::Warn, 0, format_args!("a: b]: c"));
-        assert_eq!(
-            split_datagram(line.as_bytes()),
-            Some((4, &b"a: b]: c"[..]))
-        );
+        assert_eq!(split_datagram(line.as_bytes()), Some((4, &b"a: b]: c"[..])));
     }
 
     /// A fresh directory, removed again when dropped.
