@@ -63,6 +63,10 @@ macro_rules! config_flags {
             /// config file (default /etc/swandog.conf, used if present)
             #[argh(option)]
             config: Option<String>,
+            /// key = value file applied like flags over the config file, reread with it on
+            /// SIGHUP (the OpenWrt init script writes UCI options there); may name `config`
+            #[argh(option)]
+            overrides: Option<String>,
             /// charon's VICI socket (default unix:///var/run/charon.vici)
             #[argh(option)]
             vici: Option<String>,
@@ -166,6 +170,7 @@ macro_rules! config_flags {
                 }
                 FlagSet {
                     config: self.config.clone(),
+                    overrides: self.overrides.clone(),
                     set,
                 }
             }
@@ -242,17 +247,24 @@ struct SasArgs {
     json: bool,
 }
 
-/// The config file given (if any) and every flag given, as key/value text.
+/// The config file given (if any), the overrides file (if any) and every flag given, as
+/// key/value text.
 #[derive(Clone)]
 struct FlagSet {
     config: Option<String>,
+    overrides: Option<String>,
     set: Vec<(&'static str, String)>,
 }
 
 impl FlagSet {
-    /// File (or defaults when the default file is absent), then flags, then cross-key checks.
+    /// File (or defaults when the default file is absent), then the overrides file, then flags,
+    /// then cross-key checks.
     fn load(&self) -> Result<Config, String> {
-        let mut cfg = match &self.config {
+        let overrides = match &self.overrides {
+            Some(path) => Overrides::read(Path::new(path))?,
+            None => Overrides::default(),
+        };
+        let mut cfg = match self.config.as_ref().or(overrides.config.as_ref()) {
             Some(path) => Config::load_file(Path::new(path)).map_err(|e| e.to_string())?,
             None => match Config::load_file(Path::new(DEFAULT_CONFIG_PATH)) {
                 Ok(cfg) => cfg,
@@ -260,12 +272,82 @@ impl FlagSet {
                 Err(e) => return Err(e.to_string()),
             },
         };
+        for (line, key, value) in &overrides.set {
+            cfg.set(key, value, Origin::Flag).map_err(|e| {
+                let text = e.to_string();
+                let text = text.strip_prefix("command line: ").unwrap_or(&text);
+                format!("{}:{line}: {text}", overrides.name)
+            })?;
+        }
         for (key, value) in &self.set {
             cfg.set(key, value, Origin::Flag)
                 .map_err(|e| e.to_string())?;
         }
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)
+    }
+}
+
+/// An overrides file (`--overrides`): `key = value` lines as in the config file, each applied
+/// like the flag of that name; `config = PATH` names the config file. Checked like the config
+/// file (owner, mode, size).
+#[derive(Default)]
+struct Overrides {
+    name: String,
+    config: Option<String>,
+    set: Vec<(u32, String, String)>,
+}
+
+impl Overrides {
+    fn read(path: &Path) -> Result<Overrides, String> {
+        use std::io::Read;
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| format!("{name}: cannot read it: {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("{name}: cannot read it: {e}"))?;
+        config::check_config_file_safe(&name, &meta).map_err(|e| e.to_string())?;
+        let mut text = String::new();
+        file.take(swandog::limits::CONFIG_FILE_MAX_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("{name}: cannot read it: {e}"))?;
+        if text.len() > swandog::limits::CONFIG_FILE_MAX_BYTES {
+            return Err(format!("{name}: too large for an overrides file"));
+        }
+        let mut overrides = Overrides {
+            name,
+            ..Overrides::default()
+        };
+        for (index, raw) in text.lines().enumerate() {
+            let line = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            // The config file's grammar: `#` starts a comment at the start or after a blank.
+            let cut = raw
+                .char_indices()
+                .find(|&(i, c)| c == '#' && (i == 0 || raw[..i].ends_with(char::is_whitespace)))
+                .map_or(raw.len(), |(i, _)| i);
+            let content = raw[..cut].trim();
+            if content.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = content.split_once('=') else {
+                return Err(format!(
+                    "{}:{line}: {content:?} is not a `key = value` line",
+                    overrides.name
+                ));
+            };
+            let value = value.trim();
+            let value = ['"', '\'']
+                .iter()
+                .find_map(|&q| value.strip_prefix(q).and_then(|v| v.strip_suffix(q)))
+                .unwrap_or(value);
+            match key.trim() {
+                "config" => overrides.config = Some(value.to_string()),
+                key => overrides
+                    .set
+                    .push((line, key.to_string(), value.to_string())),
+            }
+        }
+        Ok(overrides)
     }
 }
 
@@ -611,27 +693,26 @@ fn off_main_stack<T: Send>(work: impl FnOnce() -> T + Send) -> Result<T, String>
 // resident) under the agent's whole run.
 #[inline(never)]
 fn run_agent(flags: FlagSet) -> Result<(), String> {
-    let Some((log, shell, agent)) = start_up(&flags)? else {
+    let Some((log, shell, agent, fixed)) = start_up(&flags)? else {
         return Ok(());
     };
-    let mut reload = || reload(&flags, log);
+    let mut reload = || reload(&flags, log, &fixed);
     run::run(shell, agent, &mut reload)
 }
+
+/// What start-up hands the main loop.
+type Started = (
+    syslog::LogHandle,
+    run::ShellSettings,
+    Box<swandog::agent::Agent>,
+    FixedAtStart,
+);
 
 /// Everything before the main loop: logging, the config (waiting for a usable one when started
 /// by init), the agent. Its own frame, gone before the loop starts: its configs and settings
 /// would otherwise sit (stack-probed, so resident) under the whole run. `None`: stop quietly.
 #[inline(never)]
-fn start_up(
-    flags: &FlagSet,
-) -> Result<
-    Option<(
-        syslog::LogHandle,
-        run::ShellSettings,
-        Box<swandog::agent::Agent>,
-    )>,
-    String,
-> {
+fn start_up(flags: &FlagSet) -> Result<Option<Started>, String> {
     let first = off_main_stack(|| flags.load())?;
     let (target, facility, level) = match &first {
         Ok(cfg) => (cfg.log, cfg.syslog_facility, cfg.log_level),
@@ -667,19 +748,80 @@ fn start_up(
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id()) << 32;
     let settings = agent_settings(&cfg);
+    let fixed = FixedAtStart::of(&cfg);
     let agent = off_main_stack(move || Box::new(swandog::agent::Agent::new(settings, seed)))?;
     let shell = run::ShellSettings {
         uri,
         proc_root: PathBuf::from(cfg.proc_root.as_str()),
         status_file: PathBuf::from(cfg.status_file.as_str()),
     };
-    Ok(Some((log, shell, agent)))
+    Ok(Some((log, shell, agent, fixed)))
 }
 
-/// SIGHUP: the config again; its frame, too, only while it runs.
+/// The settings the running agent cannot change in place (its sockets, files and log target).
+#[derive(Clone, PartialEq, Eq)]
+struct FixedAtStart([(&'static str, String); 4]);
+
+impl FixedAtStart {
+    fn of(cfg: &Config) -> FixedAtStart {
+        FixedAtStart([
+            ("vici", cfg.vici.to_string()),
+            ("status_file", cfg.status_file.to_string()),
+            ("proc_root", cfg.proc_root.to_string()),
+            ("log", cfg.log.name().to_string()),
+        ])
+    }
+
+    /// `key old -> new` for each setting that differs in `new`.
+    fn changes(&self, new: &FixedAtStart) -> String {
+        let mut text = String::new();
+        for ((key, old), (_, now)) in self.0.iter().zip(&new.0) {
+            if old != now {
+                if !text.is_empty() {
+                    text.push_str(", ");
+                }
+                text.push_str(&format!("{key} {old} -> {now}"));
+            }
+        }
+        text
+    }
+}
+
+/// Replaces this process with a fresh `swandog` with the same arguments: same pid, so procd and
+/// init keep it as theirs; blocked signals stay blocked and pending ones pending. Returns only
+/// on failure.
+fn restart_in_place() -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| "swandog".into());
+    std::process::Command::new("/proc/self/exe")
+        .arg0(argv0)
+        .args(args)
+        .exec()
+}
+
+/// SIGHUP: the config again; its frame, too, only while it runs. A change to a setting fixed at
+/// start restarts swandog in place.
 #[inline(never)]
-fn reload(flags: &FlagSet, log: syslog::LogHandle) -> Result<Settings, String> {
+fn reload(
+    flags: &FlagSet,
+    log: syslog::LogHandle,
+    fixed: &FixedAtStart,
+) -> Result<Settings, String> {
     let cfg = off_main_stack(|| flags.load())??;
+    let now = FixedAtStart::of(&cfg);
+    if now != *fixed {
+        let changes = fixed.changes(&now);
+        log::warn!(
+            "config reloaded: {changes}: restarting in place (same pid) to apply it; tunnel \
+             state and load history start over"
+        );
+        syslog::finish();
+        let err = restart_in_place();
+        return Err(format!(
+            "cannot restart in place ({err}): {changes} takes effect at the next start"
+        ));
+    }
     log.set_level(cfg.log_level);
     log.set_facility(cfg.syslog_facility);
     apply_nice(cfg.nice);
