@@ -174,7 +174,14 @@ fn openwrt_script_runs_swandog_in_the_foreground_respawned_forever() {
     assert_eq!(calls.first().map(String::as_str), Some("open [main]"));
     assert_eq!(
         args_of(&calls, "command"),
-        ["/usr/sbin/swandog", "run", "--log", "syslog", "--overrides", &uci_conf]
+        [
+            "/usr/sbin/swandog",
+            "run",
+            "--log",
+            "syslog",
+            "--overrides",
+            &uci_conf
+        ]
     );
     assert_eq!(args_of(&calls, "respawn"), ["3600", "5", "0"]);
     assert_eq!(args_of(&calls, "file"), [&uci_conf, "/etc/swandog.conf"]);
@@ -208,10 +215,7 @@ fn openwrt_script_maps_uci_options_to_settings_swandog_accepts() {
         ["/usr/sbin/swandog", "run", "--log", "syslog", "--overrides"]
     );
     assert_eq!(args_of(&calls, "file")[1], "/etc/swandog-site-a.conf");
-    let settings: Vec<&str> = written
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect();
+    let settings: Vec<&str> = written.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(
         settings,
         [
@@ -273,7 +277,10 @@ fn openwrt_reload_after_a_changed_option_signals_once_and_never_restarts() {
             conf.display()
         )
     };
-    assert_eq!(procd.decisions("start_service", &uci("60000")), ["procd: start"]);
+    assert_eq!(
+        procd.decisions("start_service", &uci("60000")),
+        ["procd: start"]
+    );
 
     // A changed UCI option: one SIGHUP (1), no restart, no second signal.
     assert_eq!(
