@@ -405,7 +405,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("swandog: error: {}", table::terminal_safe(&msg));
+            // Untagged when procd reads stderr: it adds the tag (and the time) itself.
+            eprintln!(
+                "{}error: {}",
+                syslog::stderr_tag(),
+                table::terminal_safe(&msg)
+            );
             ExitCode::FAILURE
         }
     }

@@ -252,6 +252,18 @@ fn lines_reach_a_real_syslogd_formatted_and_come_back_after_it_restarts() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// A child process killed (by its pid) if the test ends before it exits.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `swandog run` starts while no syslogd runs (logd restarting, or crashed and respawning, under
 /// procd): its first lines are held back and reach syslog, each at its own level, once a syslogd
 /// appears; none goes to stderr (procd would log it again as daemon.err, tag and time doubled).
@@ -279,26 +291,28 @@ fn lines_logged_before_syslogd_exists_arrive_once_it_appears_at_their_own_level(
     fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let stderr = dir.join("stderr");
     // Its own mount namespace whose /dev is `dev`: /dev/log is missing until syslogd binds it.
-    let mut agent = Command::new("unshare")
-        .args(unshare_args)
-        .args(["sh", "-c", r#"mount --bind "$0" /dev && exec "$@""#])
-        .arg(&dev)
-        .arg(env!("CARGO_BIN_EXE_swandog"))
-        .args(["run", "--log", "syslog", "--config"])
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&stderr).unwrap())
-        .spawn()
-        .expect("spawn swandog");
+    let mut agent = KillOnDrop(
+        Command::new("unshare")
+            .args(unshare_args)
+            .args(["sh", "-c", r#"mount --bind "$0" /dev && exec "$@""#])
+            .arg(&dev)
+            .arg(env!("CARGO_BIN_EXE_swandog"))
+            .args(["run", "--log", "syslog", "--config"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("spawn swandog"),
+    );
     // Long enough for the start-up lines and the first "charon unreachable" ones.
     sleep(Duration::from_millis(1_500));
     assert!(
-        agent.try_wait().unwrap().is_none(),
+        agent.0.try_wait().unwrap().is_none(),
         "swandog exited without syslog"
     );
     let daemon = Syslogd::start(unshare_args, &dev, &file);
-    let pid = agent.id();
+    let pid = agent.0.id();
     let find = |needle: &str| wait_for_line(&file, needle);
     let started = find("starting: charon at");
     let waiting = find("waiting for charon");
@@ -323,7 +337,7 @@ fn lines_logged_before_syslogd_exists_arrive_once_it_appears_at_their_own_level(
         "the notice comes first, then the held lines in order:\n{text}"
     );
     kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
-    let status = agent.wait().unwrap();
+    let status = agent.0.wait().unwrap();
     assert!(status.success(), "{status}");
     find("stopping on signal");
     let errors = fs::read_to_string(&stderr).unwrap_or_default();

@@ -648,7 +648,7 @@ fn split_datagram(line: &[u8]) -> Option<(u8, &[u8])> {
 
 /// `swandog: ` in front of stderr lines, except when procd reads them: it tags them itself
 /// (stderr is a pipe to our parent, pid 1).
-fn stderr_tag() -> &'static str {
+pub fn stderr_tag() -> &'static str {
     use std::io::IsTerminal;
     if nix::unistd::getppid().as_raw() == 1 && !io::stderr().is_terminal() {
         ""
