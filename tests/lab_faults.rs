@@ -276,7 +276,7 @@ fn syslog_lines(file: &Path, needle: &str) -> usize {
 }
 
 #[test]
-fn dev_log_gone_and_back_loses_lines_meanwhile_but_never_blocks_and_logging_resumes() {
+fn dev_log_gone_and_back_holds_lines_meanwhile_never_blocks_and_logging_resumes() {
     let usable = Command::new("busybox")
         .arg("true")
         .status()
