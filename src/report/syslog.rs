@@ -218,6 +218,9 @@ struct Backlog {
     lost: u32,
     /// When the oldest line now held (or lost) was logged.
     since_s: Option<i64>,
+    /// Whether the notice in front of the held lines went out (it goes again only when more
+    /// were lost since, so a slow syslogd does not get one per line).
+    announced: bool,
 }
 
 const LENGTH_PREFIX_BYTES: usize = 2;
@@ -229,6 +232,7 @@ impl Backlog {
             lines: 0,
             lost: 0,
             since_s: None,
+            announced: false,
         }
     }
 
@@ -272,6 +276,7 @@ impl Backlog {
         self.lines = self.lines.saturating_sub(1);
         if self.lines == 0 && self.lost == 0 {
             self.since_s = None;
+            self.announced = false;
         }
     }
 }
@@ -505,28 +510,34 @@ impl SyslogLogger {
         let Some(open) = socket.as_ref() else {
             return;
         };
-        let mut line = Line::new();
-        let unix_s = unix_now_s();
-        let away_s = (unix_s - backlog.since_s.unwrap_or(unix_s)).max(0);
-        let level = if backlog.lost > 0 {
-            Level::Warn
-        } else {
-            Level::Info
-        };
-        self.format(
-            &mut line,
-            level,
-            unix_s,
-            format_args!(
-                "syslog socket {} takes lines again after {away_s} s: the {} lines held back \
-                 meanwhile follow, with their own time{}",
-                self.path.display(),
-                backlog.lines,
-                Lost(backlog.lost)
-            ),
-        );
-        let mut result = open.send(line.finish()).map(|_| backlog.lost = 0);
-        self.sent.fetch_add(u32::from(result.is_ok()), Relaxed);
+        let mut result = Ok(());
+        if !backlog.announced || backlog.lost > 0 {
+            let mut line = Line::new();
+            let unix_s = unix_now_s();
+            let away_s = (unix_s - backlog.since_s.unwrap_or(unix_s)).max(0);
+            let level = if backlog.lost > 0 {
+                Level::Warn
+            } else {
+                Level::Info
+            };
+            self.format(
+                &mut line,
+                level,
+                unix_s,
+                format_args!(
+                    "syslog socket {} takes lines again after {away_s} s: the {} lines held \
+                     back meanwhile follow, with their own time{}",
+                    self.path.display(),
+                    backlog.lines,
+                    Lost(backlog.lost)
+                ),
+            );
+            result = open.send(line.finish()).map(|_| {
+                backlog.lost = 0;
+                backlog.announced = true;
+            });
+            self.sent.fetch_add(u32::from(result.is_ok()), Relaxed);
+        }
         let mut buf = [0; SYSLOG_LINE_MAX_BYTES];
         while result.is_ok() {
             let Some(len) = backlog.front(&mut buf) else {
@@ -536,7 +547,10 @@ impl SyslogLogger {
             self.sent.fetch_add(u32::from(result.is_ok()), Relaxed);
         }
         match result {
-            Ok(()) => backlog.since_s = None,
+            Ok(()) => {
+                backlog.since_s = None;
+                backlog.announced = false;
+            }
             // Congested: the rest waits. Gone: the next attempt reconnects.
             Err(err) if is_congestion(&err) => {}
             Err(_) => *socket = None,
