@@ -302,7 +302,13 @@ impl Overrides {
     fn read(path: &Path) -> Result<Overrides, String> {
         use std::io::Read;
         let name = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| format!("{name}: cannot read it: {e}"))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: a FIFO planted at the path is refused by the check instead of hanging.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| format!("{name}: cannot read it: {e}"))?;
         let meta = file
             .metadata()
             .map_err(|e| format!("{name}: cannot read it: {e}"))?;
@@ -331,7 +337,8 @@ impl Overrides {
             }
             let Some((key, value)) = content.split_once('=') else {
                 return Err(format!(
-                    "{}:{line}: {content:?} is not a `key = value` line",
+                    "{}:{line}: {content:?} is not a `key = value` line: write key = value, \
+                     or start a comment with #",
                     overrides.name
                 ));
             };
