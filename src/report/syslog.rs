@@ -177,32 +177,22 @@ pub enum Delivery {
     Dropped,
 }
 
-/// The connection to syslogd and the lines waiting for it. One per logger, never on the heap in
-/// `swandog run` (a `static`), so the backlog costs no stack copy and never grows.
-#[derive(Debug)]
-pub struct LinkState {
+/// The connection to syslogd. One per logger.
+#[derive(Debug, Default)]
+struct LinkState {
     socket: Option<UnixDatagram>,
     /// The last failed connection attempt: the next one waits `reconnect_interval`.
     failed_at: Option<Instant>,
     ever_connected: bool,
-    backlog: Backlog,
 }
 
 impl LinkState {
-    /// Not connected, nothing held.
-    pub const fn new() -> LinkState {
+    const fn new() -> LinkState {
         LinkState {
             socket: None,
             failed_at: None,
             ever_connected: false,
-            backlog: Backlog::new(),
         }
-    }
-}
-
-impl Default for LinkState {
-    fn default() -> LinkState {
-        LinkState::new()
     }
 }
 
@@ -211,7 +201,7 @@ impl Default for LinkState {
 /// When full, newer lines are refused and counted: the oldest (the start-up line, the first
 /// error) say most about what happened.
 #[derive(Debug)]
-struct Backlog {
+pub struct Backlog {
     bytes: Deque<u8, SYSLOG_BACKLOG_BYTES>,
     lines: u32,
     /// Lines refused since the last announcement.
@@ -225,8 +215,15 @@ struct Backlog {
 
 const LENGTH_PREFIX_BYTES: usize = 2;
 
+impl Default for Backlog {
+    fn default() -> Backlog {
+        Backlog::new()
+    }
+}
+
 impl Backlog {
-    const fn new() -> Backlog {
+    /// Empty.
+    pub const fn new() -> Backlog {
         Backlog {
             bytes: Deque::new(),
             lines: 0,
@@ -281,8 +278,9 @@ impl Backlog {
     }
 }
 
-/// The link of `swandog run`'s logger.
-static PROCESS_LINK: Mutex<LinkState> = Mutex::new(LinkState::new());
+/// The backlog of `swandog run`'s logger: a `static` of its own, all zero, so it sits in `.bss` (no flash, no stack copy)
+/// and never grows.
+static PROCESS_BACKLOG: Mutex<Backlog> = Mutex::new(Backlog::new());
 
 /// A `log::Log` speaking RFC 3164 to a Unix datagram socket. See the [module docs](self).
 #[derive(Debug)]
@@ -295,7 +293,8 @@ pub struct SyslogLogger {
     reconnect_interval: Duration,
     /// Whether stderr is a terminal: then lines held back are shown there too, at once.
     echo_to_terminal: bool,
-    link: &'static Mutex<LinkState>,
+    link: Mutex<LinkState>,
+    backlog: &'static Mutex<Backlog>,
     sent: AtomicU32,
     held: AtomicU32,
     dropped: AtomicU32,
@@ -306,17 +305,17 @@ pub struct SyslogLogger {
 
 impl SyslogLogger {
     /// A logger for the socket at `path`, not connected yet ([`SyslogLogger::start`] connects),
-    /// with this process's pid and the zone from `TZ` / `/etc/TZ`. Its link and backlog are
-    /// allocated once, here.
+    /// with this process's pid and the zone from `TZ` / `/etc/TZ`. Its backlog is allocated
+    /// once, here.
     pub fn new(path: &Path, facility: Facility) -> SyslogLogger {
-        SyslogLogger::with_link(path, facility, Box::leak(Box::default()))
+        SyslogLogger::with_backlog(path, facility, Box::leak(Box::default()))
     }
 
-    /// A logger using `link` (a `static` for the process's own logger).
-    pub fn with_link(
+    /// A logger holding lines back in `backlog` (a `static` for the process's own logger).
+    pub fn with_backlog(
         path: &Path,
         facility: Facility,
-        link: &'static Mutex<LinkState>,
+        backlog: &'static Mutex<Backlog>,
     ) -> SyslogLogger {
         SyslogLogger {
             path: path.to_path_buf(),
@@ -326,7 +325,8 @@ impl SyslogLogger {
             facility: AtomicU8::new(facility.code()),
             reconnect_interval: Duration::from_millis(SYSLOG_RECONNECT_INTERVAL_MS),
             echo_to_terminal: false,
-            link,
+            link: Mutex::new(LinkState::new()),
+            backlog,
             sent: AtomicU32::new(0),
             held: AtomicU32::new(0),
             dropped: AtomicU32::new(0),
@@ -406,7 +406,7 @@ impl SyslogLogger {
 
     /// Lines held back now, waiting for syslog.
     pub fn held_lines(&self) -> u32 {
-        self.lock_link().backlog.lines
+        self.lock_backlog().lines
     }
 
     /// Formats and sends one line now, after any held back before it; holds it when syslog
@@ -418,8 +418,9 @@ impl SyslogLogger {
         let bytes = line.finish();
 
         let mut link = self.lock_link();
-        self.replay(&mut link, false);
-        if link.backlog.is_empty() {
+        let mut held = self.lock_backlog();
+        self.replay(&mut link, &mut held, false);
+        if held.is_empty() {
             if let Some(socket) = link.socket.as_ref() {
                 match socket.send(bytes) {
                     Ok(_) => return self.count_sent(),
@@ -440,7 +441,7 @@ impl SyslogLogger {
         if self.echo_to_terminal {
             self.write_stderr(level, &bytes[header_end..]);
         }
-        if link.backlog.push(bytes, unix_s) {
+        if held.push(bytes, unix_s) {
             self.held.fetch_add(1, Relaxed);
             Delivery::Held
         } else {
@@ -454,18 +455,20 @@ impl SyslogLogger {
     /// the next line logged.
     pub fn flush(&self) {
         let mut link = self.lock_link();
-        self.replay(&mut link, false);
+        let mut held = self.lock_backlog();
+        self.replay(&mut link, &mut held, false);
     }
 
     /// At exit: one last try to hand held lines to syslog; the warnings and errors that still
     /// could not be delivered go to stderr (the init system's log), the rest is counted there.
     pub fn finish(&self) {
         let mut link = self.lock_link();
-        self.replay(&mut link, true);
-        if link.backlog.is_empty() {
+        let mut backlog = self.lock_backlog();
+        self.replay(&mut link, &mut backlog, true);
+        if backlog.is_empty() {
             return;
         }
-        let (held, lost) = (link.backlog.lines, link.backlog.lost);
+        let (held, lost) = (backlog.lines, backlog.lost);
         let mut err = io::stderr().lock();
         let _ = writeln!(
             err,
@@ -477,7 +480,7 @@ impl SyslogLogger {
         );
         drop(err);
         let mut buf = [0; SYSLOG_LINE_MAX_BYTES];
-        while let Some(len) = link.backlog.front(&mut buf) {
+        while let Some(len) = backlog.front(&mut buf) {
             let line = &buf[..len];
             if let Some((sev, message)) = split_datagram(line) {
                 if sev <= severity(Level::Warn) {
@@ -489,25 +492,22 @@ impl SyslogLogger {
                     self.write_stderr(level, message);
                 }
             }
-            link.backlog.pop();
+            backlog.pop();
         }
-        link.backlog = Backlog::new();
+        *backlog = Backlog::new();
     }
 
     /// Hands held lines to syslog, oldest first, after one line saying how many were held and
     /// lost. Stops (keeping the rest) when syslog cannot take more. `now`: connect even if the
     /// last attempt failed just now.
-    fn replay(&self, link: &mut LinkState, now: bool) {
-        if link.backlog.is_empty() {
+    fn replay(&self, link: &mut LinkState, backlog: &mut Backlog, now: bool) {
+        if backlog.is_empty() {
             return;
         }
         if link.socket.is_none() && !self.try_connect(link, now) {
             return;
         }
-        let LinkState {
-            socket, backlog, ..
-        } = link;
-        let Some(open) = socket.as_ref() else {
+        let Some(open) = link.socket.as_ref() else {
             return;
         };
         let mut result = Ok(());
@@ -553,7 +553,7 @@ impl SyslogLogger {
             }
             // Congested: the rest waits. Gone: the next attempt reconnects.
             Err(err) if is_congestion(&err) => {}
-            Err(_) => *socket = None,
+            Err(_) => link.socket = None,
         }
     }
 
@@ -594,9 +594,15 @@ impl SyslogLogger {
         header_end
     }
 
+    // A panic while holding a lock leaves usable state behind. Lock order: link, then backlog.
     fn lock_link(&self) -> std::sync::MutexGuard<'_, LinkState> {
-        // A panic while holding the lock leaves a usable link behind.
         self.link
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        self.backlog
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -898,7 +904,7 @@ pub fn init_at(
         LogTarget::Syslog => {
             use std::io::IsTerminal;
             let logger = SYSLOG.get_or_init(|| {
-                SyslogLogger::with_link(socket, facility, &PROCESS_LINK)
+                SyslogLogger::with_backlog(socket, facility, &PROCESS_BACKLOG)
                     .with_terminal_echo(io::stderr().is_terminal())
             });
             log::set_logger(logger).map_err(InitError)?;
