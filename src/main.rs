@@ -799,21 +799,8 @@ impl FixedAtStart {
     }
 }
 
-/// Replaces this process with a fresh `swandog` with the same arguments: same pid, so procd and
-/// init keep it as theirs; blocked signals stay blocked and pending ones pending. Returns only
-/// on failure.
-fn restart_in_place() -> std::io::Error {
-    use std::os::unix::process::CommandExt;
-    let mut args = std::env::args_os();
-    let argv0 = args.next().unwrap_or_else(|| "swandog".into());
-    std::process::Command::new("/proc/self/exe")
-        .arg0(argv0)
-        .args(args)
-        .exec()
-}
-
-/// SIGHUP: the config again; its frame, too, only while it runs. A change to a setting fixed at
-/// start restarts swandog in place.
+/// SIGHUP: the config again; its frame, too, only while it runs. A changed setting that is fixed
+/// at start is said, not applied (swandog starts no process, itself included: SECURITY.md).
 #[inline(never)]
 fn reload(
     flags: &FlagSet,
@@ -823,16 +810,10 @@ fn reload(
     let cfg = off_main_stack(|| flags.load())??;
     let now = FixedAtStart::of(&cfg);
     if now != *fixed {
-        let changes = fixed.changes(&now);
         log::warn!(
-            "config reloaded: {changes}: restarting in place (same pid) to apply it; tunnel \
-             state and load history start over"
+            "{} is fixed at start: restart swandog to apply it (the rest is applied now)",
+            fixed.changes(&now)
         );
-        syslog::finish();
-        let err = restart_in_place();
-        return Err(format!(
-            "cannot restart in place ({err}): {changes} takes effect at the next start"
-        ));
     }
     log.set_level(cfg.log_level);
     log.set_facility(cfg.syslog_facility);

@@ -56,6 +56,7 @@ procd_close_instance() {
 	printf '%s' "$_reload_signal" > "$PROCD_STATE.signal"
 }
 procd_send_signal() { echo "procd: signal $3 (procd_send_signal $*)"; }
+stop() { echo "procd: stop"; rm -f "$PROCD_STATE" "$PROCD_STATE.signal"; }
 procd_add_reload_trigger() { :; }
 start() { _old_reload_signal=$(cat "$PROCD_STATE.signal" 2>/dev/null); start_service; }
 "#;
@@ -300,6 +301,14 @@ fn openwrt_reload_after_a_changed_option_signals_once_and_never_restarts() {
         procd.decisions("reload_service", &uci("120000")),
         ["procd: signal 1"]
     );
+
+    // A new vici socket is fixed at start: a stop and a start, no signal.
+    let moved = format!("{}\nUCI_main_vici=unix:///var/run/charon2.vici", uci("120000"));
+    assert_eq!(
+        procd.decisions("reload_service", &moved),
+        ["procd: stop", "procd: start"]
+    );
+    assert!(procd.decisions("reload_service", &moved).is_empty());
 }
 
 #[test]
