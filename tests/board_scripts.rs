@@ -303,7 +303,10 @@ fn openwrt_reload_after_a_changed_option_signals_once_and_never_restarts() {
     );
 
     // A new vici socket is fixed at start: a stop and a start, no signal.
-    let moved = format!("{}\nUCI_main_vici=unix:///var/run/charon2.vici", uci("120000"));
+    let moved = format!(
+        "{}\nUCI_main_vici=unix:///var/run/charon2.vici",
+        uci("120000")
+    );
     assert_eq!(
         procd.decisions("reload_service", &moved),
         ["procd: stop", "procd: start"]
