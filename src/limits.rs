@@ -80,6 +80,11 @@ pub const SYSLOG_LINE_MAX_BYTES: usize = 480;
 /// Least time between two attempts to (re)connect to the syslog socket, so a dead syslogd costs
 /// one failed `connect` per second at most, not one per line.
 pub const SYSLOG_RECONNECT_INTERVAL_MS: u64 = 1_000;
+/// Bytes of syslog lines held back while `/dev/log` is missing or full (each line as sent, plus
+/// 2 bytes): ~70 lines of ~110 bytes (the header is ~35), the start-up line and the first errors
+/// among them. Replayed with their own time and level once syslog is back; when full, newer lines
+/// are counted as lost and the count is said in the first line delivered.
+pub const SYSLOG_BACKLOG_BYTES: usize = 8 * 1024;
 /// Longest `TZ` value (environment or `/etc/TZ`) read for syslog timestamps.
 pub const TZ_TEXT_MAX_BYTES: usize = 64;
 

@@ -7,10 +7,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use argh::FromArgs;
+use nix::sys::signal::{SigSet, Signal};
 use swandog::agent::plan::{PlannedChild, WatchNames};
 use swandog::agent::Settings;
 use swandog::config::{self, Config, Origin, Word, DEFAULT_CONFIG_PATH};
-use swandog::limits::{CONFIG_RETRY_INTERVAL_MS, WATCHED_CHILDREN_MAX};
+use swandog::limits::{
+    CONFIG_RETRY_INTERVAL_MS, SYSLOG_RECONNECT_INTERVAL_MS, WATCHED_CHILDREN_MAX,
+};
 use swandog::report::status::{read_snapshot, StatusForm, DEFAULT_STATUS_FILE};
 use swandog::report::syslog::{Facility, LogTarget};
 use swandog::report::{syslog, table};
@@ -59,7 +62,11 @@ macro_rules! config_flags {
 
         impl $args {
             fn flags(&self) -> FlagSet {
-                FlagSet::new(&self.config, &[$((stringify!($name), &self.$name)),*])
+                FlagSet::new(
+                    &self.config,
+                    &self.overrides,
+                    &[$((stringify!($name), &self.$name)),*],
+                )
             }
         }
     };
@@ -83,6 +90,10 @@ macro_rules! config_flags {
             /// config file (default /etc/swandog.conf, used if present)
             #[argh(option)]
             config: Option<String>,
+            /// key = value file applied like flags over the config file, reread with it on
+            /// SIGHUP (the OpenWrt init script writes UCI options there); may name `config`
+            #[argh(option)]
+            overrides: Option<String>,
             $($fields)*
         }
     };
@@ -179,25 +190,36 @@ struct SasArgs {
 #[derive(Clone)]
 struct FlagSet {
     config: Option<String>,
+    overrides: Option<String>,
     set: Vec<(&'static str, String)>,
 }
 
 impl FlagSet {
     /// The flags given among `flags` (each key's name and its field).
-    fn new(config: &Option<String>, flags: &[(&'static str, &dyn Given)]) -> FlagSet {
+    fn new(
+        config: &Option<String>,
+        overrides: &Option<String>,
+        flags: &[(&'static str, &dyn Given)],
+    ) -> FlagSet {
         let set = flags
             .iter()
             .filter_map(|&(key, value)| Some((key, value.given()?)))
             .collect();
         FlagSet {
             config: config.clone(),
+            overrides: overrides.clone(),
             set,
         }
     }
 
-    /// File (or defaults when the default file is absent), then flags, then cross-key checks.
+    /// File (or defaults when the default file is absent), then the overrides file, then flags,
+    /// then cross-key checks.
     fn load(&self) -> Result<Config, String> {
-        let mut cfg = match &self.config {
+        let overrides = match &self.overrides {
+            Some(path) => Overrides::read(Path::new(path))?,
+            None => Overrides::default(),
+        };
+        let mut cfg = match self.config.as_ref().or(overrides.config.as_ref()) {
             Some(path) => Config::load_file(Path::new(path)).map_err(|e| e.to_string())?,
             None => match Config::load_file(Path::new(DEFAULT_CONFIG_PATH)) {
                 Ok(cfg) => cfg,
@@ -205,6 +227,13 @@ impl FlagSet {
                 Err(e) => return Err(e.to_string()),
             },
         };
+        for (line, key, value) in &overrides.set {
+            cfg.set(key, value, Origin::Flag).map_err(|e| {
+                let text = e.to_string();
+                let text = text.strip_prefix("command line: ").unwrap_or(&text);
+                format!("{}:{line}: {text}", overrides.name)
+            })?;
+        }
         for (key, value) in &self.set {
             cfg.set(key, value, Origin::Flag)
                 .map_err(|e| e.to_string())?;
@@ -214,8 +243,105 @@ impl FlagSet {
     }
 }
 
+/// An overrides file (`--overrides`): `key = value` lines as in the config file, each applied
+/// like the flag of that name; `config = PATH` names the config file. Checked like the config
+/// file (owner, mode, size).
+#[derive(Default)]
+struct Overrides {
+    name: String,
+    config: Option<String>,
+    set: Vec<(u32, String, String)>,
+}
+
+impl Overrides {
+    fn read(path: &Path) -> Result<Overrides, String> {
+        use std::io::Read;
+        let name = path.display().to_string();
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: a FIFO planted at the path is refused by the check instead of hanging.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| format!("{name}: cannot read it: {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("{name}: cannot read it: {e}"))?;
+        config::check_config_file_safe(&name, &meta).map_err(|e| e.to_string())?;
+        let mut text = String::new();
+        file.take(swandog::limits::CONFIG_FILE_MAX_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("{name}: cannot read it: {e}"))?;
+        if text.len() > swandog::limits::CONFIG_FILE_MAX_BYTES {
+            return Err(format!("{name}: too large for an overrides file"));
+        }
+        let mut overrides = Overrides {
+            name,
+            ..Overrides::default()
+        };
+        for (index, raw) in text.lines().enumerate() {
+            let line = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            // The config file's grammar: `#` starts a comment at the start or after a blank.
+            let cut = raw
+                .char_indices()
+                .find(|&(i, c)| c == '#' && (i == 0 || raw[..i].ends_with(char::is_whitespace)))
+                .map_or(raw.len(), |(i, _)| i);
+            let content = raw[..cut].trim();
+            if content.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = content.split_once('=') else {
+                return Err(format!(
+                    "{}:{line}: {content:?} is not a `key = value` line: write key = value, \
+                     or start a comment with #",
+                    overrides.name
+                ));
+            };
+            let value = value.trim();
+            let value = ['"', '\'']
+                .iter()
+                .find_map(|&q| value.strip_prefix(q).and_then(|v| v.strip_suffix(q)))
+                .unwrap_or(value);
+            match key.trim() {
+                "config" => overrides.config = Some(value.to_string()),
+                key => overrides
+                    .set
+                    .push((line, key.to_string(), value.to_string())),
+            }
+        }
+        Ok(overrides)
+    }
+}
+
+/// The signals `swandog run` answers (reload, summary). Their default action kills the process,
+/// and procd may send a HUP the moment it has (re)started us: blocked before `main` runs at all.
+fn reload_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGHUP);
+    set.add(Signal::SIGUSR1);
+    set
+}
+
+/// Runs before `main` and the Rust runtime (an `.init_array` constructor): blocks SIGHUP and
+/// SIGUSR1, so a reload signal sent while swandog starts stays pending and is read once the main
+/// loop runs, never fatal. Threads started later inherit the mask. SIGTERM / SIGINT stay
+/// unblocked (they stop swandog at once) until the signal fd reads them.
+extern "C" fn block_reload_signals_before_main() {
+    // pthread_sigmask only; nothing here needs the Rust runtime. It cannot fail with a valid
+    // `how`, and a failure would only leave the default actions.
+    let _ = reload_signals().thread_block();
+}
+
+#[used]
+#[link_section = ".init_array"]
+static BLOCK_RELOAD_SIGNALS: extern "C" fn() = block_reload_signals_before_main;
+
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
+    if !matches!(cli.command, Some(Command::Run(_))) {
+        // Short-lived commands keep the default actions (a hang-up ends them).
+        let _ = reload_signals().thread_unblock();
+    }
     let result = match cli.command {
         _ if cli.version => {
             println!(
@@ -228,7 +354,12 @@ fn main() -> ExitCode {
         None => {
             Err("no command given: try `swandog run`, `swandog status` or `swandog --help`".into())
         }
-        Some(Command::Run(args)) => run_agent(args.flags()),
+        Some(Command::Run(args)) => {
+            let result = run_agent(args.flags());
+            // Lines syslog never took: a last try, then stderr for the warnings and errors.
+            syslog::finish();
+            result
+        }
         Some(Command::Status(args)) => status(args),
         Some(Command::Sas(args)) => sas(args),
         Some(Command::Check(args)) => check(args.flags()),
@@ -236,7 +367,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("swandog: error: {}", table::terminal_safe(&msg));
+            // Untagged when procd reads stderr: it adds the tag (and the time) itself.
+            eprintln!(
+                "{}error: {}",
+                syslog::stderr_tag(),
+                table::terminal_safe(&msg)
+            );
             ExitCode::FAILURE
         }
     }
@@ -454,7 +590,19 @@ fn wait_for_config(flags: &FlagSet, error: String) -> Result<Option<Config>, Str
     );
     let mut last = error;
     loop {
-        let signal = run::wait_signal(Duration::from_millis(CONFIG_RETRY_INTERVAL_MS))?;
+        // While syslog has lines held back, look every reconnect interval whether it is back.
+        let deadline = std::time::Instant::now() + Duration::from_millis(CONFIG_RETRY_INTERVAL_MS);
+        let signal = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let step = match syslog::held_lines() {
+                0 => left,
+                _ => left.min(Duration::from_millis(SYSLOG_RECONNECT_INTERVAL_MS)),
+            };
+            match run::wait_signal(step)? {
+                None if !left.is_zero() && step < left => syslog::flush_held(),
+                signal => break signal,
+            }
+        };
         if signal == Some(run::SignalRequest::Stop) {
             log::info!("stopping on signal");
             return Ok(None);
@@ -494,27 +642,26 @@ fn off_main_stack<T: Send>(work: impl FnOnce() -> T + Send) -> Result<T, String>
 // resident) under the agent's whole run.
 #[inline(never)]
 fn run_agent(flags: FlagSet) -> Result<(), String> {
-    let Some((log, shell, agent)) = start_up(&flags)? else {
+    let Some((log, shell, agent, fixed)) = start_up(&flags)? else {
         return Ok(());
     };
-    let mut reload = || reload(&flags, log);
+    let mut reload = || reload(&flags, log, &fixed);
     run::run(shell, agent, &mut reload)
 }
+
+/// What start-up hands the main loop.
+type Started = (
+    syslog::LogHandle,
+    run::ShellSettings,
+    Box<swandog::agent::Agent>,
+    FixedAtStart,
+);
 
 /// Everything before the main loop: logging, the config (waiting for a usable one when started
 /// by init), the agent. Its own frame, gone before the loop starts: its configs and settings
 /// would otherwise sit (stack-probed, so resident) under the whole run. `None`: stop quietly.
 #[inline(never)]
-fn start_up(
-    flags: &FlagSet,
-) -> Result<
-    Option<(
-        syslog::LogHandle,
-        run::ShellSettings,
-        Box<swandog::agent::Agent>,
-    )>,
-    String,
-> {
+fn start_up(flags: &FlagSet) -> Result<Option<Started>, String> {
     let first = off_main_stack(|| flags.load())?;
     let (target, facility, level) = match &first {
         Ok(cfg) => (cfg.log, cfg.syslog_facility, cfg.log_level),
@@ -550,19 +697,61 @@ fn start_up(
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id()) << 32;
     let settings = cfg.agent_settings();
+    let fixed = FixedAtStart::of(&cfg);
     let agent = off_main_stack(move || Box::new(swandog::agent::Agent::new(settings, seed)))?;
     let shell = run::ShellSettings {
         uri,
         proc_root: PathBuf::from(cfg.proc_root.as_str()),
         status_file: PathBuf::from(cfg.status_file.as_str()),
     };
-    Ok(Some((log, shell, agent)))
+    Ok(Some((log, shell, agent, fixed)))
 }
 
-/// SIGHUP: the config again; its frame, too, only while it runs.
+/// The settings the running agent cannot change in place (its sockets, files and log target).
+#[derive(Clone, PartialEq, Eq)]
+struct FixedAtStart([(&'static str, String); 4]);
+
+impl FixedAtStart {
+    fn of(cfg: &Config) -> FixedAtStart {
+        FixedAtStart([
+            ("vici", cfg.vici.to_string()),
+            ("status_file", cfg.status_file.to_string()),
+            ("proc_root", cfg.proc_root.to_string()),
+            ("log", cfg.log.name().to_string()),
+        ])
+    }
+
+    /// `key old -> new` for each setting that differs in `new`.
+    fn changes(&self, new: &FixedAtStart) -> String {
+        let mut text = String::new();
+        for ((key, old), (_, now)) in self.0.iter().zip(&new.0) {
+            if old != now {
+                if !text.is_empty() {
+                    text.push_str(", ");
+                }
+                text.push_str(&format!("{key} {old} -> {now}"));
+            }
+        }
+        text
+    }
+}
+
+/// SIGHUP: the config again; its frame, too, only while it runs. A changed setting that is fixed
+/// at start is said, not applied (swandog starts no process, itself included: SECURITY.md).
 #[inline(never)]
-fn reload(flags: &FlagSet, log: syslog::LogHandle) -> Result<Settings, String> {
+fn reload(
+    flags: &FlagSet,
+    log: syslog::LogHandle,
+    fixed: &FixedAtStart,
+) -> Result<Settings, String> {
     let cfg = off_main_stack(|| flags.load())??;
+    let now = FixedAtStart::of(&cfg);
+    if now != *fixed {
+        log::warn!(
+            "{} is fixed at start: restart swandog to apply it (the rest is applied now)",
+            fixed.changes(&now)
+        );
+    }
     log.set_level(cfg.log_level);
     log.set_facility(cfg.syslog_facility);
     apply_nice(cfg.nice);

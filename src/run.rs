@@ -312,6 +312,9 @@ async fn main_loop(
             }
             agent.on_own_cpu(now, own_cpu_us());
             next_sample = now + agent.sample_interval_ms();
+            // Lines held back while syslog was away go out once it is back, even if no new
+            // line is logged (no extra wake-up: this tick runs anyway).
+            swandog::report::syslog::flush_held();
         }
         match wake {
             Wake::Event(Ok(event)) => {

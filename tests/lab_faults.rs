@@ -276,7 +276,7 @@ fn syslog_lines(file: &Path, needle: &str) -> usize {
 }
 
 #[test]
-fn dev_log_gone_and_back_loses_lines_meanwhile_but_never_blocks_and_logging_resumes() {
+fn dev_log_gone_and_back_holds_lines_meanwhile_never_blocks_and_logging_resumes() {
     let usable = Command::new("busybox")
         .arg("true")
         .status()
@@ -338,7 +338,7 @@ fn dev_log_gone_and_back_loses_lines_meanwhile_but_never_blocks_and_logging_resu
     );
 
     // Back: a new syslogd on the same path. The next line after the reconnect interval gets
-    // through (lines in between are dropped, not queued).
+    // through (lines in between are held back and replayed).
     let second = Syslogd::start(&dev, &second_file);
     sleep(Duration::from_millis(1_500));
     let ok = wait_for(Duration::from_secs(10), || {

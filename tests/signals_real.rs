@@ -3,7 +3,8 @@
 //! file is refused with a clear line and the old config kept, SIGUSR1 logs a summary (lines
 //! starting `status:`), SIGTERM / SIGINT stop it within a second — also while charon hangs.
 //! Also checks `swandog status`'s human form after a break and heal. Needs root and the lab's
-//! packages.
+//! packages. Without a lab (no charon needed): a SIGHUP or SIGTERM at any moment of start-up
+//! (hundreds of starts), and SIGHUP with an overrides file (the OpenWrt init script's UCI file).
 
 mod common;
 
@@ -280,7 +281,12 @@ fn sighup_rereads_the_config_keeping_history_and_refuses_a_broken_file() {
         summary[0].starts_with("status: charon connected"),
         "{summary:?}"
     );
-    for child in ["con1 (con1): up", "con2_1 (con2): up", "con2_2 (con2): up"] {
+    // `watch = con1` names only con1: the route-based children found before are set aside.
+    for child in [
+        "con1 (con1): up",
+        "con2_1 (con2): not-kept",
+        "con2_2 (con2): not-kept",
+    ] {
         assert!(
             summary.iter().any(|l| l.contains(child)),
             "no {child:?} in {summary:?}"
@@ -337,4 +343,248 @@ fn sigint_and_sigterm_stop_within_a_second_even_while_charon_hangs() {
         );
         let _ = fs::remove_dir_all(&agent.dir);
     }
+}
+
+/// A child process killed (by its pid) if the test ends before it exits.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Whether the Rust runtime of process `pid` is up: it ignores SIGPIPE (std sets that before
+/// `main`). Until then the dynamic loader is still at work, and a SIGHUP kills any program.
+fn runtime_up(pid: u32) -> bool {
+    const SIGPIPE_BIT: u64 = 1 << (13 - 1);
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("SigIgn:"))?;
+            u64::from_str_radix(line["SigIgn:".len()..].trim(), 16).ok()
+        })
+        .is_some_and(|ignored| ignored & SIGPIPE_BIT != 0)
+}
+
+/// procd restarts swandog and sends SIGHUP right after (its `reload` did, issue 16): a HUP at
+/// any moment of start-up must be survived and honoured once (one "config reloaded"), never
+/// fatal. Hundreds of starts, the HUP 0 to 4 ms after the runtime is up. No charon needed: the
+/// socket named is absent and swandog waits inside.
+#[test]
+fn sighup_at_any_moment_of_start_up_is_honoured_never_fatal() {
+    const STARTS: u32 = 300;
+    const DELAY_MAX_US: u32 = 4_000;
+    let dir = scratch_dir("signals-hup-storm");
+    let vici = format!("unix://{}", dir.join("no-charon.vici").display());
+    write_conf(&dir, &vici, "");
+    let conf = dir.join("swandog.conf");
+    let log = dir.join("log");
+    let mut deaths = Vec::new();
+    let mut started = Duration::ZERO;
+    for i in 0..STARTS {
+        // Spread evenly over 0..=4 ms, in an order that is not monotonic.
+        let delay = Duration::from_micros(u64::from(i * 7_919 % (DELAY_MAX_US + 1)));
+        let mut child = swandog()
+            .args(["run", "--config"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .map(KillOnDrop)
+            .expect("start swandog run");
+        let pid = child.0.id();
+        let spawned = Instant::now();
+        while !runtime_up(pid) {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                panic!("swandog exited before its runtime was up: {status}");
+            }
+            assert!(spawned.elapsed() < Duration::from_secs(5), "never started");
+            std::hint::spin_loop();
+        }
+        started += spawned.elapsed();
+        let at = Instant::now() + delay;
+        while Instant::now() < at {
+            std::hint::spin_loop();
+        }
+        kill(Pid::from_raw(pid as i32), Signal::SIGHUP).expect("send SIGHUP");
+        let text = || fs::read_to_string(&log).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let exited = loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                break Some(status);
+            }
+            if text().contains("config reloaded") {
+                break None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "start {i}: SIGHUP {delay:?} after start-up neither honoured nor fatal:\n{}",
+                text()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        if let Some(status) = exited {
+            deaths.push(format!("start {i}, HUP after {delay:?}: {status}"));
+            continue;
+        }
+        kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("send SIGTERM");
+        let status = child.0.wait().unwrap();
+        assert!(
+            status.success(),
+            "start {i}: exited with {status} on SIGTERM"
+        );
+        assert_eq!(
+            text().matches("config reloaded").count(),
+            1,
+            "one HUP, one reload:\n{}",
+            text()
+        );
+    }
+    eprintln!(
+        "{STARTS} starts, SIGHUP 0..{DELAY_MAX_US} us after the runtime was up ({} us after \
+         spawn on average): {} died",
+        started.as_micros() / u128::from(STARTS),
+        deaths.len()
+    );
+    assert!(
+        deaths.is_empty(),
+        "{} of {STARTS} starts died of SIGHUP:\n{}",
+        deaths.len(),
+        deaths.join("\n")
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// SIGTERM during start-up still stops swandog at once: it is not deferred like SIGHUP.
+#[test]
+fn sigterm_at_any_moment_of_start_up_stops_swandog_promptly() {
+    use std::os::unix::process::ExitStatusExt;
+    const STARTS: u32 = 100;
+    // Not STOP_LIMIT: a start-up on a loaded 2-core test machine took up to 0.8 s to exit
+    // (old and new binary alike); a deferred SIGTERM would never be read at all.
+    const STARTUP_STOP_LIMIT: Duration = Duration::from_secs(3);
+    let dir = scratch_dir("signals-term-storm");
+    let vici = format!("unix://{}", dir.join("no-charon.vici").display());
+    write_conf(&dir, &vici, "");
+    let mut slowest = Duration::ZERO;
+    for i in 0..STARTS {
+        let delay = Duration::from_micros(u64::from(i * 7_919 % 4_001));
+        let mut child = swandog()
+            .args(["run", "--config"])
+            .arg(dir.join("swandog.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(KillOnDrop)
+            .expect("start swandog run");
+        let pid = child.0.id();
+        while !runtime_up(pid) {
+            assert!(child.0.try_wait().unwrap().is_none(), "exited early");
+            std::hint::spin_loop();
+        }
+        let at = Instant::now() + delay;
+        while Instant::now() < at {
+            std::hint::spin_loop();
+        }
+        let sent = Instant::now();
+        kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("send SIGTERM");
+        let status = loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                sent.elapsed() < STARTUP_STOP_LIMIT,
+                "start {i}: SIGTERM {delay:?} into start-up ignored for {STARTUP_STOP_LIMIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        slowest = slowest.max(sent.elapsed());
+        assert!(
+            status.success() || status.signal() == Some(nix::libc::SIGTERM),
+            "start {i}: {status}"
+        );
+    }
+    eprintln!(
+        "{STARTS} starts, SIGTERM 0..4 ms into start-up: slowest exit {} ms",
+        slowest.as_millis()
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The OpenWrt way (board/openwrt/swandog.init): UCI options in an overrides file over the
+/// config file, reread on SIGHUP; a bad value keeps the old settings, naming file and line; a
+/// new `vici` (fixed at start) is said, not silently ignored.
+#[test]
+fn sighup_rereads_the_overrides_file_and_says_a_new_socket_needs_a_restart() {
+    let dir = scratch_dir("signals-overrides");
+    write_conf(&dir, "unix:///nonexistent/file.vici", "");
+    let overrides = dir.join("uci.conf");
+    let write_overrides = |text: &str| {
+        let tmp = dir.join("uci.conf.tmp");
+        fs::write(&tmp, text).unwrap();
+        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        fs::rename(&tmp, &overrides).unwrap();
+    };
+    let a = format!("unix://{}", dir.join("a.vici").display());
+    let b = format!("unix://{}", dir.join("b.vici").display());
+    write_overrides(&format!(
+        "# UCI\nconfig = \"{}\"\nvici = \"{a}\"\n",
+        dir.join("swandog.conf").display()
+    ));
+    let log = dir.join("log");
+    let mut child = KillOnDrop(
+        swandog()
+            .args(["run", "--overrides"])
+            .arg(&overrides)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start swandog run"),
+    );
+    let pid = Pid::from_raw(child.0.id() as i32);
+    let text = || fs::read_to_string(&log).unwrap_or_default();
+    let wait = |needle: &str, n: usize| {
+        let found = wait_for(Duration::from_secs(10), || {
+            text().matches(needle).count() >= n
+        });
+        assert!(found.is_some(), "no {needle:?} (#{n}):\n{}", text());
+    };
+    wait(&format!("starting: charon at {a}"), 1);
+
+    write_overrides(&format!(
+        "config = {}\nvici = \"{a}\"\nbackoff_cap_ms = \"soon\"\n",
+        dir.join("swandog.conf").display()
+    ));
+    kill(pid, Signal::SIGHUP).unwrap();
+    wait("config not reloaded", 1);
+    assert!(
+        text().contains(&format!("{}:3: ", overrides.display())),
+        "names the file and line:\n{}",
+        text()
+    );
+
+    write_overrides(&format!(
+        "config = {}\nvici = \"{b}\"\nbackoff_cap_ms = 120000\n",
+        dir.join("swandog.conf").display()
+    ));
+    kill(pid, Signal::SIGHUP).unwrap();
+    wait(
+        &format!("vici {a} -> {b} is fixed at start: restart swandog to apply it"),
+        1,
+    );
+    wait("config reloaded", 1);
+    assert!(child.0.try_wait().unwrap().is_none(), "exited:\n{}", text());
+    assert_eq!(text().matches("starting: charon at").count(), 1);
+
+    kill(pid, Signal::SIGTERM).unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status}:\n{}", text());
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,5 @@
 //! `board/busybox/S95swandog` driving a stand-in daemon under busybox sh: start, status,
-//! reload (SIGHUP), stop (SIGTERM), with and without `start-stop-daemon`, and never signalling a
+//! reload (SIGHUP; a restart without a signal when the flags changed), stop (SIGTERM), with and without `start-stop-daemon`, and never signalling a
 //! process that merely reuses the pid in the pidfile. Skipped without busybox.
 //!
 //! The daemon detaches from the script, so this test process makes itself the child subreaper and
@@ -158,6 +158,40 @@ fn lifecycle(rig: &Rig) {
     let reload = rig.run("reload");
     assert!(reload.status.success(), "reload: {}", text(&reload));
     assert_eq!(rig.wait_for_file("hups").trim(), "hup");
+
+    // Changed flags: a HUP cannot apply them, so reload restarts swandog, and signals nothing.
+    fs::write(
+        rig.dir.join("defaults"),
+        "SWANDOG_ARGS=\"--board mt7621\"\n",
+    )
+    .unwrap();
+    fs::remove_file(rig.dir.join("args")).unwrap();
+    let reload = rig.run("reload");
+    assert!(reload.status.success(), "reload: {}", text(&reload));
+    assert!(text(&reload).contains("restarting"), "{}", text(&reload));
+    assert_eq!(rig.wait_for_file("term").trim(), "term");
+    assert!(reaper.join().unwrap(), "the old daemon did not exit");
+    assert_eq!(
+        rig.wait_for_file("args").trim(),
+        "run --log syslog --board mt7621"
+    );
+    let pid = rig.pid();
+    let reaper = reap_when_done(pid);
+    assert_eq!(
+        fs::read_to_string(rig.dir.join("hups")).unwrap(),
+        "hup\n",
+        "a signal besides the restart"
+    );
+    fs::remove_file(rig.dir.join("term")).unwrap();
+
+    // Unchanged flags: SIGHUP.
+    let reload = rig.run("reload");
+    assert!(text(&reload).contains("Reloading"), "{}", text(&reload));
+    let deadline = Instant::now() + TIMEOUT;
+    while fs::read_to_string(rig.dir.join("hups")).unwrap() != "hup\nhup\n" {
+        assert!(Instant::now() < deadline, "no SIGHUP for unchanged flags");
+        sleep(POLL);
+    }
 
     let stop = rig.run("stop");
     assert!(stop.status.success(), "stop: {}", text(&stop));

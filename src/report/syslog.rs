@@ -4,11 +4,17 @@
 //! a fixed stack buffer ([`SYSLOG_LINE_MAX_BYTES`]; longer lines end in `...`) and sent on a
 //! non-blocking Unix datagram socket, so logging never waits for syslogd and never allocates.
 //!
-//! * A full socket buffer drops the line and counts it ([`Counters::dropped`]).
-//! * A send error (syslogd restarted: the old socket is gone) reconnects once and retries;
-//!   attempts are at most one per [`SYSLOG_RECONNECT_INTERVAL_MS`], failed ones are counted.
-//! * When the socket is missing at start (`/dev/log` before syslogd runs, as in a busybox
-//!   `inittab` where both start together), lines go to stderr, said once, until syslog appears.
+//! * A line syslog cannot take (`/dev/log` missing at start, syslogd restarting, its buffer
+//!   full) is held back in a fixed backlog ([`SYSLOG_BACKLOG_BYTES`]) as formatted, so with its
+//!   own time and level, and sent once syslog takes lines again: before the next line, or on the
+//!   main loop's tick ([`flush_held`]). The first line then delivered says how many were held and
+//!   how many lost to a full backlog ([`Counters::dropped`]).
+//! * A send error on a working socket (syslogd restarted: the old socket is gone) reconnects at
+//!   once, so the line that finds syslogd back is delivered; after a failed attempt the next one
+//!   waits [`SYSLOG_RECONNECT_INTERVAL_MS`]. Failed attempts are counted.
+//! * stderr gets no syslog line, except on a terminal (shown there at once, while held back)
+//!   and at exit when syslog never came back ([`finish`]: the warnings and errors). Without a
+//!   time stamp, and without the `swandog:` tag when procd reads stderr: it adds both.
 //!
 //! ```no_run
 //! use swandog::report::syslog::{self, Facility, LogTarget};
@@ -24,14 +30,15 @@ use core::fmt::{self, Write as _};
 use std::io::{self, Write as _};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use heapless::Deque;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use super::localtime::{civil_from_unix, Zone};
-use crate::limits::{SYSLOG_LINE_MAX_BYTES, SYSLOG_RECONNECT_INTERVAL_MS};
+use crate::limits::{SYSLOG_BACKLOG_BYTES, SYSLOG_LINE_MAX_BYTES, SYSLOG_RECONNECT_INTERVAL_MS};
 
 /// Where syslogd listens on Linux, busybox and OpenWrt alike.
 pub const DEFAULT_SOCKET_PATH: &str = "/dev/log";
@@ -144,15 +151,18 @@ pub fn severity(level: Level) -> u8 {
 /// What the logger has done since it started, for `swandog status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Lines handed to syslogd.
+    /// Lines handed to syslogd (held-back lines included, once replayed).
     pub sent: u32,
-    /// Lines lost: socket buffer full, or syslogd gone and not back yet.
+    /// Lines that waited in the backlog because syslog could not take them at once.
+    pub held: u32,
+    /// Lines lost: the backlog was full.
     pub dropped: u32,
     /// Successful reconnections after syslogd went away.
     pub reconnects: u32,
     /// Connection attempts that failed.
     pub reconnect_failures: u32,
-    /// Lines written to stderr because syslog was not there yet at start.
+    /// Lines also written to stderr: to a terminal while syslog was away, or at exit when
+    /// syslog never came back.
     pub to_stderr: u32,
 }
 
@@ -161,11 +171,116 @@ pub struct Counters {
 pub enum Delivery {
     /// In syslogd's socket.
     Sent,
-    /// On stderr, because syslog has not been reachable since start.
-    Stderr,
-    /// Lost and counted.
+    /// In the backlog, sent (with its own time stamp and level) once syslog takes lines again.
+    Held,
+    /// Lost and counted: the backlog was full.
     Dropped,
 }
+
+/// The connection to syslogd. One per logger.
+#[derive(Debug, Default)]
+struct LinkState {
+    socket: Option<UnixDatagram>,
+    /// The last failed connection attempt: the next one waits `reconnect_interval`.
+    failed_at: Option<Instant>,
+    ever_connected: bool,
+}
+
+impl LinkState {
+    const fn new() -> LinkState {
+        LinkState {
+            socket: None,
+            failed_at: None,
+            ever_connected: false,
+        }
+    }
+}
+
+/// Lines held back while syslog cannot take them, oldest first, each a 2-byte length (little
+/// endian) and the datagram as formatted when it was logged (priority and time stamp kept).
+/// When full, newer lines are refused and counted: the oldest (the start-up line, the first
+/// error) say most about what happened.
+#[derive(Debug)]
+pub struct Backlog {
+    bytes: Deque<u8, SYSLOG_BACKLOG_BYTES>,
+    lines: u32,
+    /// Lines refused since the last announcement.
+    lost: u32,
+    /// When the oldest line now held (or lost) was logged.
+    since_s: Option<i64>,
+    /// Whether the notice in front of the held lines went out (it goes again only when more
+    /// were lost since, so a slow syslogd does not get one per line).
+    announced: bool,
+}
+
+const LENGTH_PREFIX_BYTES: usize = 2;
+
+impl Default for Backlog {
+    fn default() -> Backlog {
+        Backlog::new()
+    }
+}
+
+impl Backlog {
+    /// Empty.
+    pub const fn new() -> Backlog {
+        Backlog {
+            bytes: Deque::new(),
+            lines: 0,
+            lost: 0,
+            since_s: None,
+            announced: false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lines == 0 && self.lost == 0
+    }
+
+    /// Holds `line`; false (and counted) when it does not fit.
+    fn push(&mut self, line: &[u8], unix_s: i64) -> bool {
+        self.since_s.get_or_insert(unix_s);
+        let room = SYSLOG_BACKLOG_BYTES - self.bytes.len();
+        if line.len() + LENGTH_PREFIX_BYTES > room {
+            self.lost = self.lost.saturating_add(1);
+            return false;
+        }
+        let len = u16::try_from(line.len()).unwrap_or(u16::MAX);
+        for byte in len.to_le_bytes().into_iter().chain(line.iter().copied()) {
+            let _ = self.bytes.push_back(byte);
+        }
+        self.lines += 1;
+        true
+    }
+
+    /// Copies the oldest line into `buf`; returns its length.
+    fn front(&self, buf: &mut [u8; SYSLOG_LINE_MAX_BYTES]) -> Option<usize> {
+        let mut bytes = self.bytes.iter();
+        let len = u16::from_le_bytes([*bytes.next()?, *bytes.next()?]);
+        let len = usize::from(len).min(SYSLOG_LINE_MAX_BYTES);
+        for (dst, src) in buf.iter_mut().zip(bytes.take(len)) {
+            *dst = *src;
+        }
+        Some(len)
+    }
+
+    fn pop(&mut self) {
+        let mut buf = [0; SYSLOG_LINE_MAX_BYTES];
+        let len = self.front(&mut buf).unwrap_or(0);
+        for _ in 0..len + LENGTH_PREFIX_BYTES {
+            let _ = self.bytes.pop_front();
+        }
+        self.lines = self.lines.saturating_sub(1);
+        if self.lines == 0 && self.lost == 0 {
+            self.since_s = None;
+            self.announced = false;
+        }
+    }
+}
+
+/// The backlog of `swandog run`'s logger: a `static` of its own, all zero, so it sits in `.bss` (no flash, no stack copy)
+/// and never grows.
+static PROCESS_BACKLOG: Mutex<Backlog> = Mutex::new(Backlog::new());
 
 /// A `log::Log` speaking RFC 3164 to a Unix datagram socket. See the [module docs](self).
 #[derive(Debug)]
@@ -176,27 +291,32 @@ pub struct SyslogLogger {
     zone: Zone,
     facility: AtomicU8,
     reconnect_interval: Duration,
-    /// True from a failed first connection until the first success.
-    stderr_fallback: AtomicBool,
-    link: Mutex<Link>,
+    /// Whether stderr is a terminal: then lines held back are shown there too, at once.
+    echo_to_terminal: bool,
+    link: Mutex<LinkState>,
+    backlog: &'static Mutex<Backlog>,
     sent: AtomicU32,
+    held: AtomicU32,
     dropped: AtomicU32,
     reconnects: AtomicU32,
     reconnect_failures: AtomicU32,
     to_stderr: AtomicU32,
 }
 
-#[derive(Debug, Default)]
-struct Link {
-    socket: Option<UnixDatagram>,
-    last_attempt: Option<Instant>,
-    ever_connected: bool,
-}
-
 impl SyslogLogger {
     /// A logger for the socket at `path`, not connected yet ([`SyslogLogger::start`] connects),
-    /// with this process's pid and the zone from `TZ` / `/etc/TZ`.
+    /// with this process's pid and the zone from `TZ` / `/etc/TZ`. Its backlog is allocated
+    /// once, here.
     pub fn new(path: &Path, facility: Facility) -> SyslogLogger {
+        SyslogLogger::with_backlog(path, facility, Box::leak(Box::default()))
+    }
+
+    /// A logger holding lines back in `backlog` (a `static` for the process's own logger).
+    pub fn with_backlog(
+        path: &Path,
+        facility: Facility,
+        backlog: &'static Mutex<Backlog>,
+    ) -> SyslogLogger {
         SyslogLogger {
             path: path.to_path_buf(),
             ident: IDENT,
@@ -204,9 +324,11 @@ impl SyslogLogger {
             zone: Zone::from_environment(),
             facility: AtomicU8::new(facility.code()),
             reconnect_interval: Duration::from_millis(SYSLOG_RECONNECT_INTERVAL_MS),
-            stderr_fallback: AtomicBool::new(false),
-            link: Mutex::new(Link::default()),
+            echo_to_terminal: false,
+            link: Mutex::new(LinkState::new()),
+            backlog,
             sent: AtomicU32::new(0),
+            held: AtomicU32::new(0),
             dropped: AtomicU32::new(0),
             reconnects: AtomicU32::new(0),
             reconnect_failures: AtomicU32::new(0),
@@ -220,17 +342,23 @@ impl SyslogLogger {
         self
     }
 
-    /// Waits at least `interval` between connection attempts (tests use a short one).
+    /// Waits at least `interval` after a failed connection attempt before the next one (tests
+    /// use a short one).
     pub fn with_reconnect_interval(mut self, interval: Duration) -> SyslogLogger {
         self.reconnect_interval = interval;
         self
     }
 
-    /// Connects for the first time. When the socket is not there, says so once on stderr and
-    /// sends lines to stderr until a later attempt reaches syslog.
+    /// Also shows held-back lines on stderr at once (when it is a terminal).
+    pub fn with_terminal_echo(mut self, echo: bool) -> SyslogLogger {
+        self.echo_to_terminal = echo;
+        self
+    }
+
+    /// Connects for the first time. When the socket is not there, lines are held back (and
+    /// shown on a terminal) until a later attempt reaches syslog.
     pub fn start(&self) -> io::Result<()> {
         let mut link = self.lock_link();
-        link.last_attempt = Some(Instant::now());
         match connect(&self.path) {
             Ok(socket) => {
                 link.socket = Some(socket);
@@ -238,15 +366,17 @@ impl SyslogLogger {
                 Ok(())
             }
             Err(err) => {
+                link.failed_at = Some(Instant::now());
                 self.reconnect_failures.fetch_add(1, Relaxed);
-                self.stderr_fallback.store(true, Relaxed);
-                let _ = writeln!(
-                    io::stderr().lock(),
-                    "{}[{}]: syslog socket {} unavailable: {err}; logging to stderr until it appears",
-                    self.ident,
-                    self.pid,
-                    self.path.display(),
-                );
+                if self.echo_to_terminal {
+                    let _ = writeln!(
+                        io::stderr().lock(),
+                        "{}: syslog socket {} unavailable: {err}; lines are shown here and held \
+                         back for syslog until it appears",
+                        self.ident,
+                        self.path.display(),
+                    );
+                }
                 Err(err)
             }
         }
@@ -266,6 +396,7 @@ impl SyslogLogger {
     pub fn counters(&self) -> Counters {
         Counters {
             sent: self.sent.load(Relaxed),
+            held: self.held.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             reconnect_failures: self.reconnect_failures.load(Relaxed),
@@ -273,36 +404,171 @@ impl SyslogLogger {
         }
     }
 
-    /// True while lines go to stderr because syslog has not been reachable since start.
-    pub fn is_on_stderr(&self) -> bool {
-        self.stderr_fallback.load(Relaxed)
+    /// Lines held back now, waiting for syslog.
+    pub fn held_lines(&self) -> u32 {
+        self.lock_backlog().lines
     }
 
-    /// Formats and sends one line now. Never blocks on syslogd.
+    /// Formats and sends one line now, after any held back before it; holds it when syslog
+    /// cannot take it. Never blocks on syslogd.
     pub fn send(&self, level: Level, message: fmt::Arguments<'_>) -> Delivery {
         let mut line = Line::new();
-        let header_end = self.format(&mut line, level, unix_now_s(), message);
+        let unix_s = unix_now_s();
+        let header_end = self.format(&mut line, level, unix_s, message);
         let bytes = line.finish();
 
         let mut link = self.lock_link();
-        if link.socket.is_none() && !self.try_connect(&mut link) {
-            return self.undeliverable(bytes, header_end, level);
+        let mut held = self.lock_backlog();
+        self.replay(&mut link, &mut held, false);
+        if held.is_empty() {
+            if let Some(socket) = link.socket.as_ref() {
+                match socket.send(bytes) {
+                    Ok(_) => return self.count_sent(),
+                    Err(err) if is_congestion(&err) => {}
+                    Err(_) => {
+                        // syslogd went away (restarted: its old socket is dead). Try the new
+                        // one at once: a restart must not cost the line that finds it back.
+                        link.socket = None;
+                        if self.try_connect(&mut link, true) {
+                            if let Some(Ok(_)) = link.socket.as_ref().map(|s| s.send(bytes)) {
+                                return self.count_sent();
+                            }
+                        }
+                    }
+                }
+            }
         }
-        let Some(socket) = link.socket.as_ref() else {
-            return self.undeliverable(bytes, header_end, level);
+        if self.echo_to_terminal {
+            self.write_stderr(level, &bytes[header_end..]);
+        }
+        if held.push(bytes, unix_s) {
+            self.held.fetch_add(1, Relaxed);
+            Delivery::Held
+        } else {
+            self.dropped.fetch_add(1, Relaxed);
+            Delivery::Dropped
+        }
+    }
+
+    /// Sends what the backlog holds, if syslog takes lines again (connecting when the last
+    /// failed attempt is old enough). For the main loop's tick: held lines must not wait for
+    /// the next line logged.
+    pub fn flush(&self) {
+        let mut link = self.lock_link();
+        let mut held = self.lock_backlog();
+        self.replay(&mut link, &mut held, false);
+    }
+
+    /// At exit: one last try to hand held lines to syslog; the warnings and errors that still
+    /// could not be delivered go to stderr (the init system's log), the rest is counted there.
+    pub fn finish(&self) {
+        let mut link = self.lock_link();
+        let mut backlog = self.lock_backlog();
+        self.replay(&mut link, &mut backlog, true);
+        if backlog.is_empty() {
+            return;
+        }
+        let (held, lost) = (backlog.lines, backlog.lost);
+        let mut err = io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "{}warning: syslog socket {} never came back: {held} lines held back for it{}; \
+             its warnings and errors follow",
+            stderr_tag(),
+            self.path.display(),
+            Lost(lost)
+        );
+        drop(err);
+        let mut buf = [0; SYSLOG_LINE_MAX_BYTES];
+        while let Some(len) = backlog.front(&mut buf) {
+            let line = &buf[..len];
+            if let Some((sev, message)) = split_datagram(line) {
+                if sev <= severity(Level::Warn) {
+                    let level = if sev <= severity(Level::Error) {
+                        Level::Error
+                    } else {
+                        Level::Warn
+                    };
+                    self.write_stderr(level, message);
+                }
+            }
+            backlog.pop();
+        }
+        *backlog = Backlog::new();
+    }
+
+    /// Hands held lines to syslog, oldest first, after one line saying how many were held and
+    /// lost. Stops (keeping the rest) when syslog cannot take more. `now`: connect even if the
+    /// last attempt failed just now.
+    fn replay(&self, link: &mut LinkState, backlog: &mut Backlog, now: bool) {
+        if backlog.is_empty() {
+            return;
+        }
+        if link.socket.is_none() && !self.try_connect(link, now) {
+            return;
+        }
+        let Some(open) = link.socket.as_ref() else {
+            return;
         };
-        match socket.send(bytes) {
-            Ok(_) => return self.count_sent(),
-            Err(err) if is_congestion(&err) => return self.count_dropped(),
-            Err(_) => link.socket = None, // syslogd went away: its old socket is dead
+        let mut result = Ok(());
+        if !backlog.announced || backlog.lost > 0 {
+            let mut line = Line::new();
+            let unix_s = unix_now_s();
+            let away_s = (unix_s - backlog.since_s.unwrap_or(unix_s)).max(0);
+            let level = if backlog.lost > 0 {
+                Level::Warn
+            } else {
+                Level::Info
+            };
+            self.format(
+                &mut line,
+                level,
+                unix_s,
+                format_args!(
+                    "syslog socket {} takes lines again after {away_s} s: the {} lines held \
+                     back meanwhile follow, with their own time{}",
+                    self.path.display(),
+                    backlog.lines,
+                    Lost(backlog.lost)
+                ),
+            );
+            result = open.send(line.finish()).map(|_| {
+                backlog.lost = 0;
+                backlog.announced = true;
+            });
+            self.sent.fetch_add(u32::from(result.is_ok()), Relaxed);
         }
-        if !self.try_connect(&mut link) {
-            return self.count_dropped();
+        let mut buf = [0; SYSLOG_LINE_MAX_BYTES];
+        while result.is_ok() {
+            let Some(len) = backlog.front(&mut buf) else {
+                break;
+            };
+            result = open.send(&buf[..len]).map(|_| backlog.pop());
+            self.sent.fetch_add(u32::from(result.is_ok()), Relaxed);
         }
-        match link.socket.as_ref().map(|s| s.send(bytes)) {
-            Some(Ok(_)) => self.count_sent(),
-            _ => self.count_dropped(),
+        match result {
+            Ok(()) => {
+                backlog.since_s = None;
+                backlog.announced = false;
+            }
+            // Congested: the rest waits. Gone: the next attempt reconnects.
+            Err(err) if is_congestion(&err) => {}
+            Err(_) => link.socket = None,
         }
+    }
+
+    /// `[swandog: ]level: message` on stderr, without a time stamp (procd and init add theirs).
+    fn write_stderr(&self, level: Level, message: &[u8]) {
+        let mut err = io::stderr().lock();
+        let _ = write!(
+            err,
+            "{}{}: ",
+            stderr_tag(),
+            level.as_str().to_ascii_lowercase()
+        );
+        let _ = err.write_all(message);
+        let _ = err.write_all(b"\n");
+        self.to_stderr.fetch_add(1, Relaxed);
     }
 
     /// Writes `<PRI>Mmm dd hh:mm:ss ident[pid]: message` into `line`; returns where the message
@@ -328,28 +594,32 @@ impl SyslogLogger {
         header_end
     }
 
-    fn lock_link(&self) -> std::sync::MutexGuard<'_, Link> {
-        // A panic while holding the lock leaves a usable Link behind.
+    // A panic while holding a lock leaves usable state behind. Lock order: link, then backlog.
+    fn lock_link(&self) -> std::sync::MutexGuard<'_, LinkState> {
         self.link
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Connects if the last attempt is old enough; true when a socket is ready.
-    fn try_connect(&self, link: &mut Link) -> bool {
-        let now = Instant::now();
-        if let Some(last) = link.last_attempt {
-            if now.duration_since(last) < self.reconnect_interval {
+    fn lock_backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        self.backlog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Connects unless the last attempt failed less than an interval ago (`now`: try anyway);
+    /// true when a socket is ready.
+    fn try_connect(&self, link: &mut LinkState, now: bool) -> bool {
+        let at = Instant::now();
+        if let (false, Some(failed)) = (now, link.failed_at) {
+            if at.duration_since(failed) < self.reconnect_interval {
                 return false;
             }
         }
-        link.last_attempt = Some(now);
         match connect(&self.path) {
             Ok(socket) => {
-                if self.stderr_fallback.swap(false, Relaxed) {
-                    self.announce_syslog_reachable(&socket);
-                }
                 link.socket = Some(socket);
+                link.failed_at = None;
                 if link.ever_connected {
                     self.reconnects.fetch_add(1, Relaxed);
                 }
@@ -357,58 +627,53 @@ impl SyslogLogger {
                 true
             }
             Err(_) => {
+                link.failed_at = Some(at);
                 self.reconnect_failures.fetch_add(1, Relaxed);
                 false
             }
         }
     }
 
-    /// Says on both sides that the stderr fallback is over, so neither reader wonders.
-    fn announce_syslog_reachable(&self, socket: &UnixDatagram) {
-        let path = self.path.display();
-        let on_stderr = self.to_stderr.load(Relaxed);
-        let _ = writeln!(
-            io::stderr().lock(),
-            "{}[{}]: syslog socket {path} is up; logging there from now on",
-            self.ident,
-            self.pid,
-        );
-        let mut line = Line::new();
-        let unix_s = unix_now_s();
-        self.format(
-            &mut line,
-            Level::Info,
-            unix_s,
-            format_args!("logging to {path} now; the first {on_stderr} lines went to stderr"),
-        );
-        if socket.send(line.finish()).is_ok() {
-            self.sent.fetch_add(1, Relaxed);
-        }
-    }
-
-    fn undeliverable(&self, line: &[u8], header_end: usize, level: Level) -> Delivery {
-        if !self.stderr_fallback.load(Relaxed) {
-            return self.count_dropped();
-        }
-        // `Mmm dd hh:mm:ss swandog[pid]: WARN message`, without the <PRI>.
-        let stamp_start = line.iter().position(|&b| b == b'>').map_or(0, |i| i + 1);
-        let mut err = io::stderr().lock();
-        let _ = err.write_all(&line[stamp_start..header_end]);
-        let _ = write!(err, "{level}: ");
-        let _ = err.write_all(&line[header_end..]);
-        let _ = err.write_all(b"\n");
-        self.to_stderr.fetch_add(1, Relaxed);
-        Delivery::Stderr
-    }
-
     fn count_sent(&self) -> Delivery {
         self.sent.fetch_add(1, Relaxed);
         Delivery::Sent
     }
+}
 
-    fn count_dropped(&self) -> Delivery {
-        self.dropped.fetch_add(1, Relaxed);
-        Delivery::Dropped
+/// `; N more were lost (...)` when N > 0.
+struct Lost(u32);
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            n => write!(
+                f,
+                "; {n} more were lost (backlog of {SYSLOG_BACKLOG_BYTES} bytes full)"
+            ),
+        }
+    }
+}
+
+/// A formatted datagram's severity and message (after `ident[pid]: `).
+fn split_datagram(line: &[u8]) -> Option<(u8, &[u8])> {
+    let close = line.iter().position(|&b| b == b'>')?;
+    let pri: u16 = core::str::from_utf8(line.get(1..close)?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let tag_end = line.windows(3).position(|w| w == b"]: ")? + 3;
+    Some(((pri % 8) as u8, &line[tag_end..]))
+}
+
+/// `swandog: ` in front of stderr lines, except when procd reads them: it tags them itself
+/// (stderr is a pipe to our parent, pid 1).
+pub fn stderr_tag() -> &'static str {
+    use std::io::IsTerminal;
+    if nix::unistd::getppid().as_raw() == 1 && !io::stderr().is_terminal() {
+        ""
+    } else {
+        "swandog: "
     }
 }
 
@@ -423,7 +688,9 @@ impl Log for SyslogLogger {
         }
     }
 
-    fn flush(&self) {}
+    fn flush(&self) {
+        SyslogLogger::flush(self);
+    }
 }
 
 /// Wall-clock seconds since 1970 (0 if the clock is before it, as on a router without RTC).
@@ -581,9 +848,30 @@ impl LogHandle {
         }
     }
 
-    /// True while syslog lines go to stderr because `/dev/log` has not appeared yet.
-    pub fn is_on_stderr(&self) -> bool {
-        self.syslog.is_none_or(SyslogLogger::is_on_stderr)
+    /// Lines held back now, waiting for syslog (0 when logging to stderr).
+    pub fn held_lines(&self) -> u32 {
+        self.syslog.map_or(0, SyslogLogger::held_lines)
+    }
+}
+
+/// Hands lines held back to syslog if it takes lines again; the main loop calls it on its
+/// sampling tick, so held lines do not wait for the next line logged. Cheap when none are held.
+pub fn flush_held() {
+    if let Some(logger) = SYSLOG.get() {
+        logger.flush();
+    }
+}
+
+/// Lines the process's syslog logger holds back now (0 without one).
+pub fn held_lines() -> u32 {
+    SYSLOG.get().map_or(0, SyslogLogger::held_lines)
+}
+
+/// At exit: a last try to deliver held lines; the warnings and errors syslog never took go to
+/// stderr. A no-op when nothing is held.
+pub fn finish() {
+    if let Some(logger) = SYSLOG.get() {
+        logger.finish();
     }
 }
 
@@ -614,10 +902,14 @@ pub fn init_at(
             Ok(LogHandle { syslog: None })
         }
         LogTarget::Syslog => {
-            let logger = SYSLOG.get_or_init(|| SyslogLogger::new(socket, facility));
+            use std::io::IsTerminal;
+            let logger = SYSLOG.get_or_init(|| {
+                SyslogLogger::with_backlog(socket, facility, &PROCESS_BACKLOG)
+                    .with_terminal_echo(io::stderr().is_terminal())
+            });
             log::set_logger(logger).map_err(InitError)?;
             log::set_max_level(level);
-            // A missing socket is no error: the logger says so and uses stderr meanwhile.
+            // A missing socket is no error: lines are held back until it appears.
             let _ = logger.start();
             Ok(LogHandle {
                 syslog: Some(logger),
@@ -719,48 +1011,124 @@ mod tests {
         }
     }
 
+    fn recv_text(server: &UnixDatagram) -> String {
+        let mut buf = [0u8; 600];
+        let n = server.recv(&mut buf).unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
     #[test]
-    fn missing_socket_at_start_falls_back_to_stderr_and_counts_it() {
+    fn missing_socket_at_start_holds_lines_back_and_counts_them() {
         let l = logger();
         assert!(l.start().is_err());
-        assert!(l.is_on_stderr());
-        assert_eq!(l.send(Level::Info, format_args!("hello")), Delivery::Stderr);
+        assert_eq!(l.send(Level::Info, format_args!("hello")), Delivery::Held);
+        assert_eq!(l.held_lines(), 1);
         let c = l.counters();
         assert_eq!(
-            (c.to_stderr, c.sent, c.dropped, c.reconnect_failures),
-            (1, 0, 0, 1)
+            (c.held, c.to_stderr, c.sent, c.dropped, c.reconnect_failures),
+            (1, 0, 0, 0, 1)
         );
     }
 
     #[test]
-    fn socket_appearing_later_ends_the_stderr_fallback() {
+    fn lines_held_at_start_reach_syslog_later_with_their_level_and_time_after_a_notice() {
         let dir = test_dir("appears");
         let path = dir.join("log");
         let l = SyslogLogger::new(&path, Facility::Daemon).with_reconnect_interval(Duration::ZERO);
         assert!(l.start().is_err());
+        assert_eq!(
+            l.send(Level::Debug, format_args!("early debug")),
+            Delivery::Held
+        );
+        assert_eq!(
+            l.send(Level::Error, format_args!("early error")),
+            Delivery::Held
+        );
         let server = UnixDatagram::bind(&path).unwrap();
         assert_eq!(
             l.send(Level::Warn, format_args!("now in syslog")),
             Delivery::Sent
         );
-        assert!(!l.is_on_stderr());
-        let mut buf = [0u8; 600];
-        let n = server.recv(&mut buf).unwrap();
-        let notice = std::str::from_utf8(&buf[..n]).unwrap();
+        let notice = recv_text(&server);
+        assert!(notice.starts_with("<30>"), "{notice}");
         assert!(
-            notice.ends_with("; the first 0 lines went to stderr"),
+            notice.contains("the 2 lines held back meanwhile follow"),
             "{notice}"
         );
-        let n = server.recv(&mut buf).unwrap();
-        assert!(std::str::from_utf8(&buf[..n])
-            .unwrap()
-            .ends_with("]: now in syslog"));
+        let first = recv_text(&server);
+        assert!(
+            first.starts_with("<31>") && first.ends_with("]: early debug"),
+            "{first}"
+        );
+        let second = recv_text(&server);
+        assert!(
+            second.starts_with("<27>") && second.ends_with("]: early error"),
+            "{second}"
+        );
+        let third = recv_text(&server);
+        assert!(
+            third.starts_with("<28>") && third.ends_with("]: now in syslog"),
+            "{third}"
+        );
+        assert_eq!(l.held_lines(), 0);
+        let c = l.counters();
         // The first connection is not a *re*connection.
-        assert_eq!(l.counters().reconnects, 0);
+        assert_eq!((c.sent, c.held, c.dropped, c.reconnects), (4, 2, 0, 0));
     }
 
     #[test]
-    fn full_socket_buffer_drops_lines_instead_of_blocking() {
+    fn flush_delivers_held_lines_without_a_new_line() {
+        let dir = test_dir("flush");
+        let path = dir.join("log");
+        let l = SyslogLogger::new(&path, Facility::Daemon).with_reconnect_interval(Duration::ZERO);
+        assert!(l.start().is_err());
+        l.send(Level::Info, format_args!("waiting"));
+        l.flush();
+        assert_eq!(l.held_lines(), 1, "nobody listens yet");
+        let server = UnixDatagram::bind(&path).unwrap();
+        l.flush();
+        assert!(recv_text(&server).contains("1 lines held back"));
+        assert!(recv_text(&server).ends_with("]: waiting"));
+        assert_eq!(l.held_lines(), 0);
+    }
+
+    #[test]
+    fn a_full_backlog_counts_the_lost_lines_and_says_so_in_the_first_line_delivered() {
+        let dir = test_dir("overflow");
+        let path = dir.join("log");
+        let l = SyslogLogger::new(&path, Facility::Daemon).with_reconnect_interval(Duration::ZERO);
+        assert!(l.start().is_err());
+        let long = "y".repeat(200);
+        let mut held = 0;
+        let mut lost = 0;
+        for i in 0..100 {
+            match l.send(Level::Info, format_args!("{i} {long}")) {
+                Delivery::Held => held += 1,
+                Delivery::Dropped => lost += 1,
+                Delivery::Sent => panic!("nobody listens"),
+            }
+        }
+        assert!(held > 10 && lost > 0, "{held} held, {lost} lost");
+        assert_eq!(l.counters().dropped, lost);
+        let server = UnixDatagram::bind(&path).unwrap();
+        // The receive queue of a fresh socket is short: read while flushing.
+        l.flush();
+        let notice = recv_text(&server);
+        assert!(
+            notice.starts_with("<28>"),
+            "lost lines make it a warning: {notice}"
+        );
+        assert!(
+            notice.contains(&format!("the {held} lines held back"))
+                && notice.contains(&format!("; {lost} more were lost (backlog of")),
+            "{notice}"
+        );
+        // The oldest are kept: the first held line is line 0.
+        assert!(recv_text(&server).contains("]: 0 yyy"));
+    }
+
+    #[test]
+    fn full_socket_buffer_holds_lines_instead_of_blocking_then_counts_them_lost() {
         let dir = test_dir("full");
         let path = dir.join("log");
         let _server = UnixDatagram::bind(&path).unwrap(); // never reads
@@ -768,12 +1136,16 @@ mod tests {
         l.start().unwrap();
         let started = Instant::now();
         let mut dropped = 0;
+        let mut held = 0;
         for i in 0..5_000 {
-            if l.send(Level::Info, format_args!("line {i}")) == Delivery::Dropped {
-                dropped += 1;
+            match l.send(Level::Info, format_args!("line {i}")) {
+                Delivery::Dropped => dropped += 1,
+                Delivery::Held => held += 1,
+                Delivery::Sent => {}
             }
         }
-        assert!(dropped > 0, "the receive queue never filled");
+        assert!(held > 0, "the receive queue never filled");
+        assert!(dropped > 0, "the backlog never filled");
         assert_eq!(l.counters().dropped, dropped);
         assert_eq!(
             l.counters().reconnect_failures,
@@ -786,26 +1158,26 @@ mod tests {
     }
 
     #[test]
-    fn restarted_syslogd_is_reconnected_and_the_line_retried() {
+    fn restarted_syslogd_gets_the_next_line_at_once_even_right_after_a_failed_attempt() {
         let dir = test_dir("restart");
         let path = dir.join("log");
         let first = UnixDatagram::bind(&path).unwrap();
-        let l = SyslogLogger::new(&path, Facility::Daemon).with_reconnect_interval(Duration::ZERO);
+        // An hour between attempts after a failure: only the immediate reconnect can deliver.
+        let l = SyslogLogger::new(&path, Facility::Daemon)
+            .with_reconnect_interval(Duration::from_secs(3600));
         l.start().unwrap();
         assert_eq!(l.send(Level::Info, format_args!("one")), Delivery::Sent);
         drop(first);
         std::fs::remove_file(&path).unwrap();
         let second = UnixDatagram::bind(&path).unwrap();
         assert_eq!(l.send(Level::Info, format_args!("two")), Delivery::Sent);
-        let mut buf = [0u8; 600];
-        let n = second.recv(&mut buf).unwrap();
-        assert!(std::str::from_utf8(&buf[..n]).unwrap().ends_with("]: two"));
+        assert!(recv_text(&second).ends_with("]: two"));
         let c = l.counters();
-        assert_eq!((c.sent, c.reconnects, c.dropped), (2, 1, 0));
+        assert_eq!((c.sent, c.reconnects, c.dropped, c.held), (2, 1, 0, 0));
     }
 
     #[test]
-    fn reconnect_attempts_are_throttled_while_syslogd_is_away() {
+    fn reconnect_attempts_are_throttled_while_syslogd_is_away_and_lines_are_held() {
         let dir = test_dir("throttle");
         let path = dir.join("log");
         let server = UnixDatagram::bind(&path).unwrap();
@@ -814,15 +1186,21 @@ mod tests {
         l.start().unwrap();
         drop(server);
         std::fs::remove_file(&path).unwrap();
-        for _ in 0..100 {
-            assert_eq!(l.send(Level::Info, format_args!("lost")), Delivery::Dropped);
+        for _ in 0..20 {
+            assert_eq!(l.send(Level::Info, format_args!("held")), Delivery::Held);
         }
         let c = l.counters();
-        assert_eq!(c.dropped, 100);
+        assert_eq!((c.held, c.dropped), (20, 0));
         assert_eq!(
-            c.reconnect_failures, 0,
-            "the start attempt was too recent to try again"
+            c.reconnect_failures, 1,
+            "one immediate attempt when the socket died, then none within the interval"
         );
+    }
+
+    #[test]
+    fn datagrams_split_into_severity_and_message() {
+        let line = formatted(&logger(), Level::Warn, 0, format_args!("a: b]: c"));
+        assert_eq!(split_datagram(line.as_bytes()), Some((4, &b"a: b]: c"[..])));
     }
 
     /// A fresh directory, removed again when dropped.
