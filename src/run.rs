@@ -17,13 +17,10 @@ use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, LocalExecutor, Timer};
 
-use swandog::agent::keeper::Span;
 use swandog::agent::{
     Action, Agent, CommandDone, CommandError, CommandErrorKind, Job, Millis, Settings,
 };
-use swandog::limits::{
-    KEEPER_SUMMARY_AFTER_MS, KEEPER_SUMMARY_EVERY_MS, PROC_READ_BUFFER_BYTES, VICI_RECONNECT_MAX_MS,
-};
+use swandog::limits::PROC_READ_BUFFER_BYTES;
 use swandog::report::status::SnapshotFile;
 use swandog::sample::load::{LoadSampler, ProcFiles};
 use swandog::vici::client::{ClientError, Commands, Events, Reconnect, Uri};
@@ -106,18 +103,6 @@ fn unix_now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Whether the next "still no charon" line is due after `sent` of them, charon unreachable for
-/// `for_ms`: the keeper's "still down" schedule (1 min, 10 min, 1 h, then every 6 h).
-fn reminder_due(sent: u32, for_ms: Millis) -> bool {
-    let n = KEEPER_SUMMARY_AFTER_MS.len();
-    let at = match KEEPER_SUMMARY_AFTER_MS.get(sent as usize) {
-        Some(&at) => at,
-        None => KEEPER_SUMMARY_AFTER_MS[n - 1]
-            .saturating_add(KEEPER_SUMMARY_EVERY_MS.saturating_mul(sent as u64 - n as u64 + 1)),
-    };
-    for_ms >= at
 }
 
 fn signals() -> std::io::Result<Async<SignalFd>> {
@@ -211,10 +196,6 @@ async fn main_loop(
     let mut events = Events::new(&shell.uri);
     let mut reconnect = Reconnect::default();
     let mut events_retry_at: Option<Instant> = None;
-    let mut link_up = false;
-    let mut last_link_error = String::new();
-    let mut unreachable_since: Millis = 0;
-    let mut reminders: u32 = 0;
     let mut sampler = LoadSampler::new();
     let proc_files = ProcFiles::new(&shell.proc_root);
     let mut proc_buf = Box::new([0u8; PROC_READ_BUFFER_BYTES]);
@@ -321,43 +302,18 @@ async fn main_loop(
                 reconnect.reset();
                 events_retry_at = None;
                 let mut agent = shared.agent.borrow_mut();
-                if !link_up {
-                    link_up = true;
-                    last_link_error.clear();
-                    agent.on_vici_link(now, true, events.alerts);
-                }
+                agent.on_vici_link(now, true, events.alerts);
                 agent.on_event(now, &event);
             }
             Wake::Event(Err(e)) if e.breaks_connection() => {
+                // The agent says it (once per cause, then reminders) and takes the link down.
                 shared
                     .agent
                     .borrow_mut()
                     .on_link_error(now, &agent_error(&e));
                 let delay = reconnect.next_delay_ms();
                 events_retry_at = Some(Instant::now() + Duration::from_millis(delay));
-                let text = e.to_string();
-                // One line when the wait starts (or its cause changes), then reminders on the
-                // keeper's schedule; never one per attempt, whatever init does with our exit.
-                if link_up || text != last_link_error {
-                    warn!(
-                        "{text}; waiting for charon, retrying with backoff up to {}",
-                        Span(VICI_RECONNECT_MAX_MS)
-                    );
-                    last_link_error.clone_from(&text);
-                    unreachable_since = now;
-                    reminders = 0;
-                } else if reminder_due(reminders, now.saturating_sub(unreachable_since)) {
-                    reminders += 1;
-                    warn!(
-                        "still no charon after {}: {text}",
-                        Span(now.saturating_sub(unreachable_since))
-                    );
-                }
-                debug!("charon unreachable: {text}; next attempt in {delay} ms");
-                if link_up {
-                    link_up = false;
-                    shared.agent.borrow_mut().on_vici_link(now, false, false);
-                }
+                debug!("charon unreachable: {e}; next attempt in {delay} ms");
             }
             Wake::Event(Err(e)) => shared
                 .agent
@@ -365,9 +321,8 @@ async fn main_loop(
                 .on_wire_fault(now, &agent_error(&e)),
             Wake::Kick => {}
             Wake::Timer => {
-                if events.is_connected() && !link_up {
-                    // Registered but no event yet: the link is up all the same.
-                    link_up = true;
+                if events.is_connected() {
+                    // Registered, events or not: the agent takes the link as up (once).
                     shared
                         .agent
                         .borrow_mut()

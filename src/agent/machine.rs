@@ -26,6 +26,7 @@ use super::command::{CommandError, CommandErrorKind, Job, KindsSeen};
 use super::correlate::{format_dpd_line, verdict, LoadThresholds, RateClass, RateTracker, Verdict};
 use super::diagnose::{classify_down, classify_log, DpdTracker, LogSignal};
 use super::history::LoadHistory;
+use super::keeper::summary_offset;
 use super::keeper::{
     InitiateOutcome, Keeper, KeeperAction, KeeperReport, KeeperSettings, KeptState, ReportKind,
     Span, WatchError, WatchReason,
@@ -35,7 +36,7 @@ use super::throttle::{Pace, Throttle, ThrottleSettings};
 use super::units::{HoursValue, Millis, PercentValue};
 use crate::limits::{
     DPD_RECORDS_MAX, INITIATES_IN_FLIGHT_MAX, LINE_MAX_BYTES, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS,
-    WATCHED_CHILDREN_MAX,
+    VICI_RECONNECT_MAX_MS, WATCHED_CHILDREN_MAX,
 };
 use crate::report::status::sparkline;
 use crate::report::table::json_str;
@@ -189,6 +190,10 @@ pub struct Agent {
     /// VICI calls failed in a row, and the kinds of failure already logged in this streak.
     command_streak: u32,
     command_errors_logged: KindsSeen,
+    /// Why the event link is down (the last line said), since when, reminders said since.
+    link_error: Line,
+    unreachable_since: Millis,
+    reminders: u32,
     /// Tables whose overflow was logged (once each; `counters.table_overflows` counts on). Sized
     /// for every `table_overflow` call site.
     overflows_logged: Vec<&'static str, 8>,
@@ -236,6 +241,9 @@ impl Agent {
             counters: Counters::default(),
             command_streak: 0,
             command_errors_logged: KindsSeen::default(),
+            link_error: Line::new(),
+            unreachable_since: 0,
+            reminders: 0,
             overflows_logged: Vec::new(),
             settings,
         }
@@ -351,6 +359,9 @@ impl Agent {
         }
         self.link_up = up;
         self.link_since = now;
+        if up {
+            self.link_error.clear();
+        }
         self.alerts = alerts;
         self.status_dirty = true;
         if up {
@@ -385,9 +396,12 @@ impl Agent {
         }
     }
 
-    /// The event connection broke (the shell logs each distinct reason once and reconnects):
-    /// bytes that are not VICI count as wire faults, a deadline missed as a failed call.
-    pub fn on_link_error(&mut self, _now: Millis, error: &CommandError) {
+    /// The event connection broke or could not be made (the shell reconnects with backoff):
+    /// the link is down. One line when the wait starts or its cause changes, then reminders on
+    /// the keeper's "still down" schedule (1 min, 10 min, 1 h, then every 6 h), never one per
+    /// attempt, whatever init does with our exit. Bytes that are not VICI count as wire faults,
+    /// a deadline missed as a failed call.
+    pub fn on_link_error(&mut self, now: Millis, error: &CommandError) {
         match error.kind {
             CommandErrorKind::Malformed => {
                 self.counters.wire_faults = self.counters.wire_faults.saturating_add(1);
@@ -398,6 +412,33 @@ impl Agent {
             _ => {}
         }
         self.status_dirty = true;
+        if self.link_up || error.text != self.link_error {
+            self.link_error.clone_from(&error.text);
+            self.unreachable_since = now;
+            self.reminders = 0;
+            self.say(
+                Level::Warn,
+                line(format_args!(
+                    "{}; waiting for charon, retrying with backoff up to {}",
+                    error.text,
+                    Span(VICI_RECONNECT_MAX_MS)
+                )),
+            );
+        } else {
+            let down_for = now.saturating_sub(self.unreachable_since);
+            if down_for >= summary_offset(self.reminders) {
+                self.reminders = self.reminders.saturating_add(1);
+                self.say(
+                    Level::Warn,
+                    line(format_args!(
+                        "still no charon after {}: {}",
+                        Span(down_for),
+                        error.text
+                    )),
+                );
+            }
+        }
+        self.on_vici_link(now, false, false);
     }
 
     /// One VICI event.

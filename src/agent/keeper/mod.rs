@@ -116,7 +116,7 @@ mod watch;
 
 pub use super::units::Span;
 pub use basis::{auto_basis, Basis};
-use report::summary_offset;
+pub(crate) use report::summary_offset;
 pub use report::{KeeperReport, Plan, ReportKind};
 pub use stale::StaleResponse;
 pub use watch::WatchError;

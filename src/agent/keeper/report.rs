@@ -130,7 +130,7 @@ pub(super) fn summaries_due(elapsed: Millis) -> u32 {
     passed.saturating_add(every)
 }
 
-pub(super) fn summary_offset(k: u32) -> Millis {
+pub(crate) fn summary_offset(k: u32) -> Millis {
     match KEEPER_SUMMARY_AFTER_MS.get(k as usize) {
         Some(&t) => t,
         None => {
