@@ -254,3 +254,46 @@ fn a_local_child_terminate_is_one_line_with_the_right_cause() {
         rec.dump()
     );
 }
+
+#[test]
+fn an_alert_names_the_failure_cause_before_any_log_line() {
+    // strongSwan 6.0.3+: charon raises `proposal-mismatch-child` for the failing initiate; its
+    // log line alone would have said "no reply". The alert wins, and the line says it once.
+    let mut rec = Record::default();
+    let mut sim = Sim::new(
+        settings(&["con2_1,con2_2"]),
+        Charon::lab(),
+        String::new(),
+        &mut rec.obs(),
+    );
+    sim.agent.on_vici_link(0, false, false);
+    sim.agent.on_vici_link(sim.now, true, true);
+    sim.run_until(5 * S, &mut rec.obs());
+    let t0 = sim.now;
+    sim.charon.unreachable = true;
+    sim.charon.alert_on_failure = Some("proposal-mismatch-child");
+    let down = sim.charon.child_updown("con2_2", false, Down::PeerDelete);
+    sim.event(&down, &mut rec.obs());
+    sim.run_until(t0 + 30 * S, &mut rec.obs());
+    let failed = rec.lines_with("con2_2: re-initiation failed");
+    assert_eq!(failed.len(), 1, "{}", rec.dump());
+    assert!(
+        failed[0].contains("no proposal chosen (crypto proposals differ)"),
+        "{}",
+        failed[0]
+    );
+    assert_eq!(
+        rec.lines_with("con2_2: proposal-mismatch:").len(),
+        1,
+        "one advice line per cause while it lasts:\n{}",
+        rec.dump()
+    );
+    // A DPD give-up alert on an established IKE_SA is not a configuration error: no line.
+    let dpd = sim.charon.alert("retransmit-send-timeout", "con1");
+    sim.event(&dpd, &mut rec.obs());
+    assert!(
+        rec.lines_with("con1: no-reply").is_empty(),
+        "{}",
+        rec.dump()
+    );
+}

@@ -52,6 +52,9 @@ pub enum Cause {
     AuthFailed,
     /// charon has no such configuration ("CHILD_SA config '…' not found").
     NotConfigured,
+    /// charon could not install the CHILD_SA or its policies in the kernel (alert
+    /// `install-child-sa-failed` / `install-child-policy-failed`).
+    InstallFailed,
     /// charon never answered the `initiate` within its deadline plus a margin.
     NoResult,
     /// The `initiate` call itself hit swandog's deadline (charon wedged or overloaded).
@@ -81,6 +84,7 @@ impl Cause {
             Cause::TsMismatch => "ts-mismatch",
             Cause::AuthFailed => "auth-failed",
             Cause::NotConfigured => "not-configured",
+            Cause::InstallFailed => "install-failed",
             Cause::NoResult => "no-result",
             Cause::CharonTimeout => "charon-timeout",
             Cause::ViciError => "vici-error",
@@ -104,6 +108,9 @@ impl Cause {
                 "charon has no such configuration (removed by swanctl --load-all?)"
             }
             Cause::ViciError => "the VICI call failed",
+            Cause::InstallFailed => {
+                "charon could not install the SA or its policies (kernel, XFRM)"
+            }
             Cause::LocalDeletedIke | Cause::LocalDeletedChild => "terminated locally",
             Cause::IkeDown | Cause::ChildDown => "went down, the event does not say why",
             Cause::NotEstablished => "not established",
@@ -128,6 +135,9 @@ impl Cause {
             }
             Cause::Dpd => "dead peer detection gave up: see the load verdict for this tunnel",
             Cause::NotConfigured => "load the connection again, or drop it from `watch`",
+            Cause::InstallFailed => {
+                "the kernel refused the SA or policy: check charon's log, XFRM support, if_id and marks"
+            }
             _ => "no known cause in charon's log: run charon with more logging",
         }
     }
@@ -136,7 +146,11 @@ impl Cause {
     pub fn is_config_error(self) -> bool {
         matches!(
             self,
-            Cause::ProposalMismatch | Cause::TsMismatch | Cause::AuthFailed | Cause::NotConfigured
+            Cause::ProposalMismatch
+                | Cause::TsMismatch
+                | Cause::AuthFailed
+                | Cause::NotConfigured
+                | Cause::InstallFailed
         )
     }
 
@@ -179,7 +193,8 @@ mod tests {
     use super::*;
     use std::string::ToString;
 
-    const ALL: [Cause; 19] = [
+    const ALL: [Cause; 20] = [
+        Cause::InstallFailed,
         Cause::Dpd,
         Cause::PeerDeletedIke,
         Cause::LocalDeletedIke,

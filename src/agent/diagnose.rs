@@ -25,6 +25,19 @@ use crate::agent::Millis;
 use crate::limits::{DPD_TRACKED_IKES_MAX, DPD_UNANSWERED_MAX_MS, NAME_MAX_BYTES};
 use crate::vici::sa::IkeSa;
 
+/// The cause an `alert` (strongSwan 6.0.3+, vici README) names, when it names one the keeper
+/// and the operator act on: charon's own classification, taken before any log line's.
+pub fn classify_alert(kind: &str) -> Option<Cause> {
+    Some(match kind {
+        "retransmit-send-timeout" | "peer-init-unreachable" | "half-open-timeout" => Cause::NoReply,
+        "proposal-mismatch-ike" | "proposal-mismatch-child" => Cause::ProposalMismatch,
+        "ts-mismatch" => Cause::TsMismatch,
+        "local-auth-failed" | "peer-auth-failed" => Cause::AuthFailed,
+        "install-child-sa-failed" | "install-child-policy-failed" => Cause::InstallFailed,
+        _ => return None,
+    })
+}
+
 /// Classifies the down of an updown event: `child_event` for a `child-updown` (then a child
 /// that went with its IKE_SA gets the IKE_SA's cause), else an `ike-updown`. The one place a
 /// down is classified; everything after it passes the [`Cause`] on.

@@ -24,7 +24,7 @@ use log::Level;
 use super::cause::Cause;
 use super::command::{CommandError, CommandErrorKind, Job, KindsSeen};
 use super::correlate::{format_dpd_line, verdict, LoadThresholds, RateClass, RateTracker, Verdict};
-use super::diagnose::{classify_down, classify_log, DpdTracker, LogSignal};
+use super::diagnose::{classify_alert, classify_down, classify_log, DpdTracker, LogSignal};
 use super::history::LoadHistory;
 use super::keeper::summary_offset;
 use super::keeper::{
@@ -150,6 +150,20 @@ pub struct Counters {
     pub children_unconfigured: u32,
 }
 
+/// A running `initiate` and what charon said about it so far.
+#[derive(Debug, Clone)]
+struct Initiating {
+    child: Name,
+    /// Its connection (known once the worker took the job).
+    ike: Option<Name>,
+    /// The cause from its control-log lines.
+    logged: Option<Cause>,
+    /// The cause from an `alert` about its IKE_SA (strongSwan 6.0.3+): wins over the log's.
+    alerted: Option<Cause>,
+    /// Failed "due to existing duplicate": up after all.
+    duplicate: bool,
+}
+
 /// The agent.
 pub struct Agent {
     settings: Settings,
@@ -161,7 +175,7 @@ pub struct Agent {
     dpd_records: Deque<DpdRecord, DPD_RECORDS_MAX>,
     recent_causes: Vec<(Name, Cause, Millis), RECENT_CAUSES_MAX>,
     /// What the control-log of each running `initiate` said: last failure cause, duplicate.
-    initiating: Vec<(Name, Option<Cause>, bool), INITIATES_IN_FLIGHT_MAX>,
+    initiating: Vec<Initiating, INITIATES_IN_FLIGHT_MAX>,
     keeper: Keeper,
     throttle: Throttle,
     pending: LineQueue,
@@ -274,11 +288,24 @@ impl Agent {
             .initiate_timeout_ms
             .min(u64::from(u32::MAX)) as u32;
         match self.keeper.next_job(now)? {
-            KeeperAction::Initiate { child, ike } => Some(Job::Initiate {
-                child,
-                ike,
-                timeout_ms,
-            }),
+            KeeperAction::Initiate { child, ike } => {
+                self.initiating.retain(|e| e.child != child);
+                if self.initiating.is_full() {
+                    self.initiating.remove(0);
+                }
+                let _ = self.initiating.push(Initiating {
+                    child: child.clone(),
+                    ike: Some(ike.clone()),
+                    logged: None,
+                    alerted: None,
+                    duplicate: false,
+                });
+                Some(Job::Initiate {
+                    child,
+                    ike,
+                    timeout_ms,
+                })
+            }
             KeeperAction::Terminate {
                 child,
                 child_uniqueid,
@@ -445,14 +472,7 @@ impl Agent {
     pub fn on_event(&mut self, now: Millis, event: &Event) {
         match event {
             Event::Log(log) => self.on_log(now, log, None),
-            Event::Alert { kind, ike } => {
-                if kind == "retransmit-send-timeout" {
-                    if let Some(ike) = ike {
-                        self.dpd
-                            .on_log(ike, LogSignal::GaveUp { retransmits: 0 }, now);
-                    }
-                }
-            }
+            Event::Alert { kind, ike } => self.on_alert(now, kind, ike.as_ref()),
             Event::IkeUpDown { up: true, ike } => {
                 self.dpd.forget(&ike.name);
                 self.keeper.on_ike_updown(now, true, ike, Cause::IkeDown);
@@ -475,6 +495,30 @@ impl Agent {
         }
     }
 
+    /// An `alert` (strongSwan 6.0.3+): charon's own word for what failed, taken before any
+    /// log line's. `retransmit-send-timeout` also ends the DPD tracker's unanswered request.
+    fn on_alert(&mut self, now: Millis, kind: &str, ike: Option<&Name>) {
+        if kind == "retransmit-send-timeout" {
+            if let Some(ike) = ike {
+                self.dpd
+                    .on_log(ike, LogSignal::GaveUp { retransmits: 0 }, now);
+            }
+        }
+        let (Some(cause), Some(ike)) = (classify_alert(kind), ike) else {
+            return;
+        };
+        // The running initiate of a child of this IKE_SA failed for this reason.
+        let mut child = None;
+        for e in self.initiating.iter_mut() {
+            if e.ike.as_ref() == Some(ike) {
+                e.alerted = Some(cause);
+                child = Some(e.child.clone());
+            }
+        }
+        let subject = child.unwrap_or_else(|| ike.clone());
+        self.say_cause(now, subject, cause);
+    }
+
     fn on_log(&mut self, now: Millis, log: &LogLine, initiating: Option<&Name>) {
         let Some(signal) = classify_log(&log.msg) else {
             return;
@@ -490,6 +534,12 @@ impl Agent {
             (None, Some(ike)) => ike.clone(),
             (None, None) => return,
         };
+        self.say_cause(now, subject, cause);
+    }
+
+    /// The line for a failure cause the operator fixes in a configuration: once per (tunnel,
+    /// cause) while it lasts, whether charon said it in an alert, a log line, or both.
+    fn say_cause(&mut self, now: Millis, subject: Name, cause: Cause) {
         // One line per (tunnel, cause) while it lasts, not one per charon retry, even when
         // charon's lines alternate between causes.
         let fresh = match self
@@ -602,20 +652,26 @@ impl Agent {
     /// The control-log line of an `initiate` the worker is running for `child`.
     pub fn on_control_log(&mut self, now: Millis, child: &Name, log: &LogLine) {
         let signal = classify_log(&log.msg);
-        let entry = match self.initiating.iter().position(|(n, _, _)| n == child) {
+        let entry = match self.initiating.iter().position(|e| e.child == *child) {
             Some(i) => Some(i),
             None => self
                 .initiating
-                .push((child.clone(), None, false))
+                .push(Initiating {
+                    child: child.clone(),
+                    ike: None,
+                    logged: None,
+                    alerted: None,
+                    duplicate: false,
+                })
                 .ok()
                 .map(|()| self.initiating.len() - 1),
         };
         if let (Some(i), Some(signal)) = (entry, signal) {
             if signal == LogSignal::DuplicateChild {
-                self.initiating[i].2 = true;
+                self.initiating[i].duplicate = true;
             }
             if let Some(cause) = signal.failure_cause() {
-                self.initiating[i].1 = Some(cause);
+                self.initiating[i].logged = Some(cause);
             }
         }
         self.on_log(now, log, Some(child));
@@ -805,10 +861,10 @@ impl Agent {
         match done {
             CommandDone::Initiated { child, ike, result } => {
                 let (cause, duplicate) =
-                    match self.initiating.iter().position(|(n, _, _)| n == child) {
+                    match self.initiating.iter().position(|e| e.child == *child) {
                         Some(i) => {
-                            let (_, cause, duplicate) = self.initiating.swap_remove(i);
-                            (cause, duplicate)
+                            let e = self.initiating.swap_remove(i);
+                            (e.alerted.or(e.logged), e.duplicate)
                         }
                         None => (None, false),
                     };

@@ -579,18 +579,23 @@ fn updown_flag(message: &[u8]) -> Result<bool, ViewError> {
     Ok(up)
 }
 
+/// `{type = <alert>, ike-sa = {<IKE_SA config name> = {…}}}` (vici README, strongSwan 6.0.3+):
+/// the IKE_SA's name is the section's name under `ike-sa`.
 fn parse_alert(message: &[u8]) -> Result<Event, ViewError> {
     let mut kind = Name::new();
     let mut ike = None;
+    let mut in_ike_sa = false;
     let mut elements = Elements::new(message);
     while let Some(element) = elements.next() {
-        match element? {
-            Element::KeyValue(b"type", value) if elements.depth() == 0 => {
-                kind = lossy_truncated(value)
+        let element = element?;
+        let depth = elements.depth();
+        match element {
+            Element::KeyValue(b"type", value) if depth == 0 => kind = lossy_truncated(value),
+            Element::SectionStart(b"ike-sa") if depth == 1 => in_ike_sa = true,
+            Element::SectionStart(name) if in_ike_sa && depth == 2 && ike.is_none() => {
+                ike = name_from(name).ok()
             }
-            Element::KeyValue(b"name" | b"ikesa-name", value) if ike.is_none() => {
-                ike = name_from(value).ok()
-            }
+            Element::SectionEnd if depth == 0 => in_ike_sa = false,
             _ => {}
         }
     }
@@ -766,6 +771,38 @@ mod tests {
         w.section_end().unwrap();
         w.section_end().unwrap();
         w.finish().unwrap()[4..].to_vec()
+    }
+
+    #[test]
+    fn alert_event_names_its_ike_sa_from_the_section_under_ike_sa() {
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf, PacketType::Event, Some(b"alert")).unwrap();
+        w.key_value(b"type", b"proposal-mismatch-child").unwrap();
+        w.section_start(b"ike-sa").unwrap();
+        w.section_start(b"con2").unwrap();
+        w.key_value(b"uniqueid", b"7").unwrap();
+        w.key_value(b"state", b"ESTABLISHED").unwrap();
+        w.section_end().unwrap();
+        w.section_end().unwrap();
+        let frame = w.finish().unwrap().to_vec();
+        let packet = crate::vici::wire::Packet::parse(&frame[4..]).unwrap();
+        let event = Event::parse(packet.name.unwrap(), packet.message).unwrap();
+        let Some(Event::Alert { kind, ike }) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(kind, "proposal-mismatch-child");
+        assert_eq!(ike.as_deref(), Some("con2"));
+        // An alert about no IKE_SA (e.g. radius-not-responding) has none.
+        let mut buf = [0u8; 128];
+        let mut w = Writer::new(&mut buf, PacketType::Event, Some(b"alert")).unwrap();
+        w.key_value(b"type", b"radius-not-responding").unwrap();
+        let frame = w.finish().unwrap().to_vec();
+        let packet = crate::vici::wire::Packet::parse(&frame[4..]).unwrap();
+        let event = Event::parse(packet.name.unwrap(), packet.message).unwrap();
+        assert!(
+            matches!(event, Some(Event::Alert { ike: None, .. })),
+            "{event:?}"
+        );
     }
 
     #[test]

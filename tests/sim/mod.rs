@@ -82,6 +82,8 @@ pub struct Charon {
     pub conns: HVec<SimConn, SIM_CONNS_MAX>,
     /// While set, every `initiate` fails with "peer not responding".
     pub unreachable: bool,
+    /// strongSwan 6.0.3+: an `alert` of this type arrives while a failing `initiate` runs.
+    pub alert_on_failure: Option<&'static str>,
     next_uid: u32,
     /// The receive buffer every frame is parsed from (like the shell's `Connection`).
     buf: Box<[u8]>,
@@ -132,6 +134,7 @@ impl Charon {
         let mut c = Charon {
             conns: HVec::new(),
             unreachable: false,
+            alert_on_failure: None,
             next_uid: 100,
             buf: vec![0u8; VICI_RECV_BUFFER_BYTES].into_boxed_slice(),
         };
@@ -423,6 +426,25 @@ impl Charon {
         self.parse_event(len)
     }
 
+    /// An `alert` about IKE_SA `ike` (strongSwan 6.0.3+).
+    pub fn alert(&mut self, kind: &str, ike: &str) -> Event {
+        let len = {
+            let mut w =
+                Writer::new(&mut self.buf, PacketType::Event, Some(b"alert")).expect("writer");
+            let body = |w: &mut Writer<'_>| -> Result<(), WireError> {
+                w.key_value(b"type", kind.as_bytes())?;
+                w.section_start(b"ike-sa")?;
+                w.section_start(ike.as_bytes())?;
+                w.key_value(b"state", b"CONNECTING")?;
+                w.section_end()?;
+                w.section_end()
+            };
+            body(&mut w).expect("alert fits");
+            w.finish().expect("finish").len()
+        };
+        self.parse_event(len)
+    }
+
     fn control_log(&mut self, ike: &str, msg: &str) -> LogLine {
         match self.log(b"control-log", ike, msg) {
             Event::Log(line) => line,
@@ -581,6 +603,10 @@ impl Sim {
                         .charon
                         .control_log(ike, "establishing IKE_SA failed, peer not responding");
                     self.agent.on_control_log(now, child, &l);
+                    if let Some(kind) = self.charon.alert_on_failure {
+                        let alert = self.charon.alert(kind, ike);
+                        self.agent.on_event(now, &alert);
+                    }
                     InitiateReply {
                         success: false,
                         errmsg: heapless::String::try_from("establishing CHILD_SA failed").unwrap(),
