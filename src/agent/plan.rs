@@ -148,15 +148,17 @@ impl WatchNames {
             return;
         }
         for s in self.names.iter_mut() {
-            if s.name == conn.name {
-                s.found = true;
-                for child in &conn.children {
-                    watch(&child.name, &conn.name, WatchReason::NamedConnection);
-                }
-            }
+            // A child named itself is `Named`, also when its connection has the same name
+            // (`con1 { children { con1 } }`); its siblings are `NamedConnection`.
             for child in conn.children.iter().filter(|c| c.name == s.name) {
                 s.found = true;
                 watch(&child.name, &conn.name, WatchReason::Named);
+            }
+            if s.name == conn.name {
+                s.found = true;
+                for child in conn.children.iter().filter(|c| c.name != s.name) {
+                    watch(&child.name, &conn.name, WatchReason::NamedConnection);
+                }
             }
             if !s.found {
                 let candidates =
