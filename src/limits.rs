@@ -88,6 +88,9 @@ pub const SYSLOG_BACKLOG_BYTES: usize = 8 * 1024;
 /// Longest `TZ` value (environment or `/etc/TZ`) read for syslog timestamps.
 pub const TZ_TEXT_MAX_BYTES: usize = 64;
 
+/// Route-based children the configuration files (swanctl.conf and its includes) can name for
+/// the watch plan: 8 bytes each; more are left out with a line.
+pub const ROUTE_BASED_CONFIGURED_MAX: usize = 2 * WATCHED_CHILDREN_MAX;
 /// Children swandog keeps at once, and names that can be given in `watch`. pfSense names phase 2
 /// entries `conX_1` … `conX_N`; a dozen under one connection is ordinary. More are left out
 /// with a line (naming the first left out) and a counter in `status`.

@@ -328,7 +328,7 @@ impl Agent {
         self.throttle.set_settings(settings.throttle);
         self.keeper.set_settings(settings.keeper);
         if settings.watch != self.settings.watch {
-            self.plan = WatchNames::new(&settings.watch);
+            self.plan.rename(&settings.watch);
         }
         if settings.summary_interval_ms != self.settings.summary_interval_ms {
             // The next summary on the new schedule, not one interval of the old one away.
@@ -339,6 +339,24 @@ impl Agent {
         self.want_conns = true;
         self.want_sas = true;
         self.next_poll = now;
+    }
+
+    /// The route-based children (connection, child) the configuration files name, read by the
+    /// shell at start, on SIGHUP and when a file changes: with `watch` empty they are kept from
+    /// the next `list-conns` on, up or not (charon's `list-conns` never shows if_id or marks).
+    pub fn on_configured_route_based<'a>(
+        &mut self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        let left_out = self.plan.set_configured(pairs);
+        if left_out > 0 {
+            self.table_overflow(
+                "route-based children from the configuration files",
+                left_out,
+            );
+        }
+        self.want_conns = true;
+        self.want_sas = true;
     }
 
     /// What went wrong so far, and what is left out or missing now.

@@ -32,7 +32,7 @@ use core::fmt;
 
 use heapless::Vec;
 
-use crate::limits::{NAME_MAX_BYTES, WATCHED_CHILDREN_MAX};
+use crate::limits::{NAME_MAX_BYTES, ROUTE_BASED_CONFIGURED_MAX, WATCHED_CHILDREN_MAX};
 use crate::vici::sa::{Conn, Name};
 
 /// Why a child is on the watch list.
@@ -85,12 +85,43 @@ struct NameState {
 #[derive(Debug, Clone, Default)]
 pub struct WatchNames {
     names: Vec<NameState, WATCHED_CHILDREN_MAX>,
+    /// Children the configuration files (swanctl.conf and its includes) make route-based: with
+    /// no names, they are watched from the first listing, up or not.
+    configured: RouteBasedSet,
     /// Connections in the listing in progress (parts after the first not counted).
     conns: u32,
     /// Connections in the last complete listing.
     conns_listed: u32,
     /// Fingerprint of the missing set last reported (`None`: nothing reported yet).
     reported: Option<u64>,
+}
+
+/// (connection, child) pairs as 64-bit FNV-1a keys: 8 bytes each, whatever the names' length.
+/// Two pairs sharing a key would both count as configured; with a few dozen names that is
+/// vanishingly unlikely, and it could only make swandog keep a child that is not route-based.
+#[derive(Debug, Clone, Default)]
+struct RouteBasedSet {
+    keys: Vec<u64, ROUTE_BASED_CONFIGURED_MAX>,
+}
+
+impl RouteBasedSet {
+    fn key(conn: &str, child: &str) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in conn.bytes().chain([0]).chain(child.bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
+    fn insert(&mut self, conn: &str, child: &str) -> bool {
+        let k = Self::key(conn, child);
+        self.keys.contains(&k) || self.keys.push(k).is_ok()
+    }
+
+    fn contains(&self, conn: &str, child: &str) -> bool {
+        self.keys.contains(&Self::key(conn, child))
+    }
 }
 
 /// Largest edit distance at which a configured name is offered as "did you mean".
@@ -120,9 +151,37 @@ impl WatchNames {
         }
     }
 
+    /// New names (a reload), keeping the route-based children the configuration files name.
+    pub fn rename(&mut self, watch: &[Name]) {
+        let configured = core::mem::take(&mut self.configured);
+        *self = WatchNames::new(watch);
+        self.configured = configured;
+    }
+
     /// No names: every route-based child is watched.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
+    }
+
+    /// The route-based children (connection, child) the configuration files name, replacing
+    /// the ones before; returns how many did not fit (`ROUTE_BASED_CONFIGURED_MAX`).
+    pub fn set_configured<'a>(
+        &mut self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> u32 {
+        self.configured = RouteBasedSet::default();
+        let mut left_out = 0u32;
+        for (conn, child) in pairs {
+            if !self.configured.insert(conn, child) {
+                left_out = left_out.saturating_add(1);
+            }
+        }
+        left_out
+    }
+
+    /// How many route-based children the configuration files name.
+    pub fn configured_count(&self) -> usize {
+        self.configured.keys.len()
     }
 
     /// A `list-conns` starts.
@@ -142,7 +201,12 @@ impl WatchNames {
             self.conns = self.conns.saturating_add(1);
         }
         if self.names.is_empty() {
-            for child in conn.children.iter().filter(|c| c.route_based) {
+            let configured = &self.configured;
+            let route_based = conn
+                .children
+                .iter()
+                .filter(|c| c.route_based || configured.contains(&conn.name, &c.name));
+            for child in route_based {
                 watch(&child.name, &conn.name, WatchReason::RouteBased);
             }
             return;
@@ -409,6 +473,34 @@ mod tests {
             plan.missing_line().to_string(),
             "watch: every name is configured in charon now"
         );
+    }
+
+    #[test]
+    fn children_route_based_in_the_configuration_files_are_watched_up_or_not() {
+        // charon's list-conns never shows if_id or marks: only swanctl.conf says so.
+        let mut conns = lab();
+        for c in conns.iter_mut() {
+            for child in c.children.iter_mut() {
+                child.route_based = false;
+            }
+        }
+        let mut plan = WatchNames::new(&[]);
+        assert!(run(&mut plan, &conns).is_empty());
+        assert_eq!(
+            plan.set_configured([("con3", "con3_2"), ("con9", "con9_1")]),
+            0
+        );
+        let got = run(&mut plan, &conns);
+        assert_eq!(
+            got,
+            [("con3_2".into(), "con3".into(), WatchReason::RouteBased)]
+        );
+        // A child of that name under another connection is another child.
+        assert!(!plan.configured.contains("con2", "con3_2"));
+        // Named children win over discovery.
+        let mut named = WatchNames::new(&[name("con1_1")]);
+        named.set_configured([("con3", "con3_2")]);
+        assert_eq!(run(&mut named, &conns).len(), 1);
     }
 
     #[test]
