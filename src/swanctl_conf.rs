@@ -123,7 +123,23 @@ pub struct Place {
 
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
+        write!(f, "{}:{}", Shown(&self.file), self.line)
+    }
+}
+
+/// A path in a message: control characters escaped, so a message stays one line.
+struct Shown<'a>(&'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -209,7 +225,7 @@ impl fmt::Display for Note {
                 write!(f, "include {pattern:?} matches no file (ignored, as swanctl does)")
             }
             NoteKind::IncludeSkipped { path, why } => {
-                write!(f, "include: {path}: {why}: skipped (as swanctl does)")
+                write!(f, "include: {}: {why}: skipped (as swanctl does)", Shown(path))
             }
         }
     }
@@ -476,8 +492,8 @@ impl SwanctlConfError {
 impl fmt::Display for SwanctlConfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            0 => write!(f, "{}: ", self.file)?,
-            n => write!(f, "{}:{n}: ", self.file)?,
+            0 => write!(f, "{}: ", Shown(&self.file))?,
+            n => write!(f, "{}:{n}: ", Shown(&self.file))?,
         }
         match &self.problem {
             Problem::NotFound => f.write_str("no such file"),
@@ -508,8 +524,9 @@ impl fmt::Display for SwanctlConfError {
             ),
             Problem::IncludeLoop(path) => write!(
                 f,
-                "include loop: {path} is already being read (it includes itself, directly or through \
-                 other files): remove one of the include lines"
+                "include loop: {} is already being read (it includes itself, directly or through \
+                 other files): remove one of the include lines",
+                Shown(path)
             ),
             Problem::TooManyFiles => write!(
                 f,
@@ -517,7 +534,8 @@ impl fmt::Display for SwanctlConfError {
             ),
             Problem::GlobTooLarge(dir) => write!(
                 f,
-                "include: {dir} has more than {SWANCTL_CONF_GLOB_ENTRIES_MAX} entries to match: narrow the pattern"
+                "include: {} has more than {SWANCTL_CONF_GLOB_ENTRIES_MAX} entries to match: narrow the pattern",
+                Shown(dir)
             ),
             Problem::PathTooLong => write!(
                 f,

@@ -136,19 +136,17 @@ pick_alert psk a local-auth-failed alert-local-auth-failed.bin
 pick_alert esp a keep-on-child-sa-failure alert-keep-on-child-sa-failure.bin
 $VC pick "$TMP/unreachable-a" "$RES/log-peer-not-responding.bin" --name log 'msg~peer not responding'
 
-# Every alert type seen per phase and site (in order, repeats folded), for the README.
+# What each site saw in each phase, in arrival order (packet-level log lines left out).
 {
-    for d in "$TMP"/*-a "$TMP"/*-b; do
-        [ -d "$d" ] || continue
-        types=$(for f in "$d"/[0-9]*-event-alert.bin; do
-            [ -e "$f" ] && $VC dump "$f" | sed -n 's/^  type = //p'
-        done | uniq | tr '\n' ' ')
-        logs=$(for f in "$d"/[0-9]*-event-log.bin; do
-            [ -e "$f" ] && $VC dump "$f" | sed -n 's/^  msg = //p'
-        done | grep -E 'giving up|not responding|NO_PROPOSAL|TS_UNACCEPTABLE|AUTHENTICATION_FAILED|authentication of|no acceptable|unacceptable|failed' |
-            sed 's/[0-9]\{1,\}/N/g' | sort -u | tr '\n' '|')
-        echo "# phase ${d##*/}: alerts: ${types:-none}"
-        echo "#   log lines: ${logs:-none}"
+    for phase in dpd unreachable esp ike ts psk; do
+        for site in a b; do
+            echo "# ---- phase $phase, site $site"
+            $VC seq "$TMP/$phase-$site" --skip 'sending packet' --skip 'received packet' \
+                --skip 'parsed ' --skip 'generating ' --skip 'error writing to socket' \
+                --skip 'retransmit ' --skip 'sending DPD' --skip 'received proposals' \
+                --skip 'configured proposals' --skip 'scheduling ' --skip 'maximum IKE_SA' \
+                --skip 'remote host is behind NAT' --skip 'selected proposal' | sed 's/^/#   /'
+        done
     done
 } > "$TMP/summary.txt"
 cat "$TMP/summary.txt"
