@@ -10,9 +10,9 @@
 #   1. ../shared/strongswan/strongswan-6.0.6.tar.xz beside the checkout (CI has it), or
 #      SWANDOG_STRONGSWAN_TARBALL=PATH          -> prefix /opt/swandog-strongswan-6.0.6
 #   2. Debian trixie's source package (6.0.1) through `apt-get source`, with a deb-src line for
-#      trixie in a private apt configuration under the build cache (the system's sources are never
-#      touched; the archive URI is the one the system's own Debian sources use)
-#                                               -> prefix /opt/swandog-strongswan-6.0.1
+#      trixie in a private apt configuration in the build's temporary directory (the system's
+#      sources are never touched; the archive URI is the one the system's own Debian sources use)
+#                                               -> prefix /opt/swandog-strongswan-trixie
 # SWANDOG_STRONGSWAN_PREFIX overrides the prefix. A finished build (stamp file PREFIX/.swandog-built
 # naming the source) is reused: a second run takes well under a second.
 # Plugins: kernel-libipsec, kernel-netlink, socket-default, openssl, vici, random, nonce, kdf,
@@ -32,10 +32,12 @@ if [[ -f $tarball ]]; then
     source_id="tarball $tarball sha256 $(sha256sum "$tarball" | cut -d' ' -f1)"
 else
     source_kind=debian
-    version=6.0.1
-    source_id="debian trixie source package strongswan $version"
+    version=6.0.1   # what trixie has; the version unpacked is said once it is known
+    source_id="debian trixie source package strongswan"
 fi
-prefix=${SWANDOG_STRONGSWAN_PREFIX:-/opt/swandog-strongswan-$version}
+if [[ $source_kind == tarball ]]; then default_prefix=/opt/swandog-strongswan-$version
+else default_prefix=/opt/swandog-strongswan-trixie; fi
+prefix=${SWANDOG_STRONGSWAN_PREFIX:-$default_prefix}
 stamp=$prefix/.swandog-built
 charon=$prefix/libexec/ipsec/charon
 swanctl=$prefix/sbin/swanctl
@@ -93,8 +95,8 @@ fetch_debian() {
                 -o Dir::Cache="$apt/cache" -o APT::Sandbox::User=root)
     say "private apt config $apt/sources.list: $(cat "$apt/sources.list")"
     apt-get "${opts[@]}" update -qq >&2
-    (cd "$d" && apt-get "${opts[@]}" source -qq "strongswan=$version-*" >&2) ||
-        (cd "$d" && apt-get "${opts[@]}" source -qq strongswan >&2)
+    (cd "$d" && apt-get "${opts[@]}" source -qq strongswan >&2) ||
+        die "apt-get source strongswan (trixie) failed"
     local src
     src=$(find "$d" -maxdepth 1 -type d -name 'strongswan-6*' | head -n 1)
     [[ -n $src ]] || die "apt-get source strongswan unpacked nothing in $d"
