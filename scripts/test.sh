@@ -29,18 +29,20 @@ step "cargo test (unit, codec, core, real strongSwan lab)"
 ss6_suites=(lab_vici lab_keeper lab_faults lab_verdict)
 mapfile -t ss6_bins < <(cargo test --all-targets --no-run 2>&1 | tee /dev/stderr |
     sed -n 's/^ *Executable tests\/\(lab_[a-z]*\)\.rs (\(.*\))$/\1 \2/p')
-ss6_run() { # SUITE...: run those suites' test binaries on strongSwan 6
-    local s b; for s in "$@"; do for b in "${ss6_bins[@]}"; do [[ ${b%% *} == "$s" ]] || continue
+ss6_run() { # SUITE...: run those suites' test binaries on strongSwan 6; fails if any failed
+    local s b rc=0; for s in "$@"; do for b in "${ss6_bins[@]}"; do [[ ${b%% *} == "$s" ]] || continue
         echo "--- strongSwan 6: $s" >&2
         # shellcheck disable=SC2086 # two VAR=PATH words
-        env $ss6_env SWANDOG_LAB_DIR=/tmp/swandog-lab6 "${b#* }" || return 1; done; done
+        env $ss6_env SWANDOG_LAB_DIR=/tmp/swandog-lab6 "${b#* }" || rc=1; done; done
+    return $rc
 }
 ss6_log=$(mktemp /tmp/swandog-ss6.XXXXXX)
 ss6_run "${ss6_suites[@]:0:3}" >"$ss6_log" 2>&1 & ss6_pid=$!
-cargo test --all-targets --no-fail-fast
-cargo test --doc
-ss6_rc=0; wait "$ss6_pid" || ss6_rc=$?
+main_rc=0; cargo test --all-targets --no-fail-fast || main_rc=$?
+cargo test --doc || main_rc=$?
+ss6_rc=0; wait "$ss6_pid" || ss6_rc=$?   # never leave it running behind a failure
 cat "$ss6_log" >&2
+((main_rc == 0)) || exit "$main_rc"
 ((ss6_rc == 0)) || { echo "real-charon suites on strongSwan 6 failed" >&2; exit 1; }
 step "real-charon suite lab_verdict on strongSwan 6"
 ss6_run "${ss6_suites[@]:3}"
