@@ -9,4 +9,5 @@ pub mod config;
 pub mod limits;
 pub mod report;
 pub mod sample;
+pub mod swanctl_conf;
 pub mod vici;

@@ -162,3 +162,24 @@ pub const STATUS_WRITE_CHUNK_BYTES: usize = 1024;
 /// Under init, how often `swandog run` rereads a broken config while waiting for it to be fixed
 /// (SIGHUP rereads it at once); exiting instead would make init respawn it in a loop.
 pub const CONFIG_RETRY_INTERVAL_MS: u64 = 60_000;
+
+// --- swanctl.conf reader (src/swanctl_conf.rs) ---
+
+/// Largest swanctl.conf (or included file) read. OpenWrt's UCI-generated file is ~600 B per
+/// tunnel (a 3-tunnel lab config is 1.9 KiB), so 64 KiB holds ~100 tunnels.
+pub const SWANCTL_CONF_FILE_MAX_BYTES: usize = 64 * 1024;
+/// Deepest include nesting (OpenWrt nests 1: swanctl.conf -> /var/swanctl/swanctl.conf).
+pub const SWANCTL_CONF_INCLUDE_DEPTH_MAX: usize = 8;
+/// Files read in one pass (main file and every include); more is an error, never a partial view.
+pub const SWANCTL_CONF_FILES_MAX: usize = 64;
+/// Entries of a directory a glob lists, and paths one `include` pattern expands to.
+pub const SWANCTL_CONF_GLOB_ENTRIES_MAX: usize = 256;
+/// Deepest section nesting (swanctl.conf's deepest is connections.C.children.X.sub = 5).
+pub const SWANCTL_CONF_SECTION_DEPTH_MAX: usize = 16;
+/// Longest path (an include joined to its directory) handled.
+pub const SWANCTL_CONF_PATH_MAX_BYTES: usize = 256;
+/// Route-based children (if_id / mark) remembered; more are counted.
+pub const SWANCTL_CONF_CHILDREN_MAX: usize = 32;
+/// Non-fatal findings (a bad if_id value, an include that matched nothing) remembered; more
+/// are counted.
+pub const SWANCTL_CONF_NOTES_MAX: usize = 8;

@@ -7,8 +7,8 @@
 #           add a per-run suffix (tests/common/mod.rs), so two suites never share a lab.
 #           Namespaces sd-NAME-a / sd-NAME-b, run dir ${SWANDOG_LAB_DIR:-/tmp/swandog-lab}/NAME.
 # COMMANDS  up | down | break | heal | stop SITE | start SITE | kill SITE | pause SITE |
-#           resume SITE | initiate SITE CHILD | terminate SITE CHILD | mismatch SITE |
-#           match SITE | mobike SITE yes|no | uri SITE | log SITE | sas SITE | installed SITE |
+#           resume SITE | initiate SITE CHILD | terminate SITE CHILD |
+#           mismatch SITE [esp|ike|ts|psk] | match SITE | mobike SITE yes|no | uri SITE | log SITE | sas SITE | installed SITE |
 #           wait-installed SITE N TIMEOUT_S | status |
 #           extra SITE N        a connection con3 with N route-based children con3_1..con3_N
 #                               (if_id 100+i, one /32 pair each; N <= 60), loaded now; 0 = none
@@ -23,8 +23,16 @@
 # Connections (IKEv2, PSK): con1 {con1: policy-based}, con2 {con2_1: if_id 42, con2_2: if_id 43}.
 # charon runs with kernel-libipsec (userspace ESP on a TUN device), since this kernel has no
 # kernel ESP / VTI / XFRM interfaces. DPD: 2 s delay, clear; retransmits 2 x 1 s.
+# mismatch SITE KIND makes con1 of SITE refuse the peer: esp (default) / ike: an ESP / IKE proposal
+# the peer does not offer; ts: con1's local_ts moved to 192.0.2.128/26, which the peer does not ask
+# for; psk: a different pre-shared key (for every connection's new IKE_SAs). match SITE undoes all.
 # mobike = no by default (pfSense's default); `mobike SITE yes` turns it on for new IKE_SAs
 # (then an initiator's DPD runs as the IKE_MOBIKE task, not IKE_DPD).
+#
+# strongSwan: Debian's 5.9.8 by default; SWANDOG_CHARON / SWANDOG_SWANCTL pick another build for
+# both sites (scripts/strongswan6.sh prints them for 6.x), SWANDOG_CHARON_B for site b only (a
+# mixed pair). Plugins are loaded from each build's own plugin dir (those it lacks are left out of
+# `load`: a 6.x built with openssl has no aes/sha1/sha2/hmac/gmp plugins).
 #
 # The lab only ever signals processes it started itself: the pid recorded in RUN/SITE/charon.pid,
 # and only if that process still carries this site's STRONGSWAN_CONF in its environment.
@@ -32,12 +40,14 @@ set -eu
 
 PROG=${0##*/}
 CHARON=${SWANDOG_CHARON:-/usr/lib/ipsec/charon}
+CHARON_B=${SWANDOG_CHARON_B:-$CHARON}
 SWANCTL=${SWANDOG_SWANCTL:-swanctl}
 LAB_ROOT=${SWANDOG_LAB_DIR:-/tmp/swandog-lab}
 PSK="swandog-lab-test-secret-not-for-production"
 IKE_PROPOSAL="aes128-sha256-modp2048"
 ESP_PROPOSAL="aes128-sha256"
 ESP_MISMATCH="aes256-sha512"
+IKE_MISMATCH="aes256-sha512-modp3072"
 UP_TIMEOUT=${SWANDOG_LAB_UP_TIMEOUT:-20}
 INIT_TIMEOUT=${SWANDOG_LAB_INIT_TIMEOUT:-15}
 
@@ -78,7 +88,8 @@ sw() {
 
 # ---------------------------------------------------------------- config files
 
-# Per-site knobs live in RUN/SITE/lab.state (ESP1 = con1's ESP proposal, MOBIKE = yes|no).
+# Per-site knobs live in RUN/SITE/lab.state (ESP1 / IKE1 = con1's ESP / IKE proposal, TS1 = con1's
+# local_ts, PSK1 = the secret, MOBIKE = yes|no).
 set_state() { # SITE KEY VALUE
     local f
     f=$(sdir "$1")/lab.state
@@ -92,10 +103,39 @@ get_state() { # SITE KEY DEFAULT
     echo "${v:-$3}"
 }
 
+# site_charon SITE: the charon binary of a site.
+site_charon() { if [ "$1" = b ]; then echo "$CHARON_B"; else echo "$CHARON"; fi; }
+
+# plugin_dir CHARON: where that charon's plugins are (Debian: beside it in /usr/lib/ipsec;
+# a --prefix build: PREFIX/libexec/ipsec/charon with PREFIX/lib/ipsec/plugins).
+plugin_dir() {
+    local dir
+    dir=$(dirname "$1")
+    if [ -d "$dir/plugins" ]; then echo "$dir/plugins"; else echo "$(dirname "$(dirname "$dir")")/lib/ipsec/plugins"; fi
+}
+
+# load_list CHARON|SWANCTL PLUGIN...: the plugins of the list that build has (in order); a
+# swanctl in .../sbin has its plugins in .../lib/ipsec/plugins.
+load_list() {
+    local dir p out=
+    case $1 in
+        */sbin/*) dir=$(dirname "$(dirname "$1")")/lib/ipsec/plugins;;
+        *) dir=$(plugin_dir "$1");;
+    esac
+    shift
+    for p in "$@"; do
+        [ -e "$dir/libstrongswan-$p.so" ] && out="$out${out:+ }$p"
+    done
+    echo "$out"
+}
+
 # write_conf SITE: (re)write strongswan.conf and swanctl.conf from the site's state
 write_conf() {
-    local site=$1 esp1 mobike d me peer lnet rnet lid rid extra dropped noconns child
+    local site=$1 esp1 ike1 ts1 psk1 mobike d me peer lnet rnet lid rid extra dropped noconns child
+    local load swload sub
     esp1=$(get_state "$site" ESP1 "$ESP_PROPOSAL")
+    ike1=$(get_state "$site" IKE1 "$IKE_PROPOSAL")
+    psk1=$(get_state "$site" PSK1 "$PSK")
     mobike=$(get_state "$site" MOBIKE no)
     extra=$(get_state "$site" EXTRA 0)
     dropped=$(get_state "$site" DROP "")
@@ -106,12 +146,19 @@ write_conf() {
     else
         me=192.0.2.2; peer=192.0.2.1; lnet=203.0.113; rnet=198.51.100; lid=b; rid=a
     fi
-    mkdir -p "$d/swanctl"
+    ts1=$(get_state "$site" TS1 "$lnet.0/26")
+    load=$(load_list "$(site_charon "$site")" random nonce openssl aes sha1 sha2 hmac gmp kdf pubkey \
+        kernel-libipsec kernel-netlink socket-default vici)
+    swload=$(load_list "$(command -v "$SWANCTL")" random nonce openssl pem pkcs1 pkcs8 x509 pubkey)
+    # The credential directories swanctl --load-all scans (it complains about each one missing).
+    for sub in x509 x509ca x509ocsp x509aa x509ac x509crl pubkey private rsa ecdsa bliss pkcs8 pkcs12; do
+        mkdir -p "$d/swanctl/$sub"
+    done
     cat > "$d/strongswan.conf.tmp" <<EOF
 # generated by tests/lab/lab.sh for lab $NAME site $site
 charon {
     load_modular = no
-    load = random nonce openssl aes sha1 sha2 hmac gmp kdf pubkey kernel-libipsec kernel-netlink socket-default vici
+    load = $load
     retransmit_tries = 2
     retransmit_timeout = 1.0
     retransmit_base = 1.0
@@ -138,7 +185,7 @@ charon {
     }
 }
 swanctl {
-    load = random nonce openssl pem pkcs1 pkcs8 x509 pubkey
+    load = $swload
 }
 EOF
     mv "$d/strongswan.conf.tmp" "$d/strongswan.conf"
@@ -147,7 +194,7 @@ EOF
 # generated by tests/lab/lab.sh for lab $NAME site $site: no connections loaded yet
 secrets {
     ike-lab {
-        secret = "$PSK"
+        secret = "$psk1"
     }
 }
 EOF
@@ -155,13 +202,13 @@ EOF
         return
     fi
     cat > "$d/swanctl/swanctl.conf.tmp" <<EOF
-# generated by tests/lab/lab.sh for lab $NAME site $site (con1 ESP: $esp1, mobike: $mobike)
+# generated by tests/lab/lab.sh for lab $NAME site $site (con1 ESP: $esp1, IKE: $ike1, local_ts: $ts1, mobike: $mobike)
 connections {
     con1 {
         version = 2
         local_addrs = $me
         remote_addrs = $peer
-        proposals = $IKE_PROPOSAL
+        proposals = $ike1
         mobike = $mobike
         dpd_delay = 2s
         local {
@@ -174,7 +221,7 @@ connections {
         }
         children {
             con1 {
-                local_ts = $lnet.0/26
+                local_ts = $ts1
                 remote_ts = $rnet.0/26
                 esp_proposals = $esp1
                 dpd_action = clear
@@ -225,7 +272,7 @@ $(extra_conn "$extra" "$me" "$peer" "$lnet" "$rnet" "$lid" "$rid" "$mobike")
 }
 secrets {
     ike-lab {
-        secret = "$PSK"
+        secret = "$psk1"
     }
 }
 EOF
@@ -340,7 +387,7 @@ start_charon() {
     STRONGSWAN_CONF=$(conf "$site") setsid ip netns exec "$(ns "$site")" \
         unshare --mount --propagation private \
         sh -c 'mount --bind "$1" /run && echo $$ > "$2" && exec "$3"' \
-        lab-charon "$d/run" "$d/charon.pid" "$CHARON" \
+        lab-charon "$d/run" "$d/charon.pid" "$(site_charon "$site")" \
         >> "$d/charon.out" 2>&1 < /dev/null &
     for _ in $(seq 1 50); do
         [ -s "$d/charon.pid" ] && break
@@ -436,10 +483,13 @@ cmd_up() {
         note "lab $NAME exists; tearing it down first"
         cmd_down
     fi
-    command -v "$SWANCTL" >/dev/null || die "swanctl not found (apt-get install strongswan-swanctl)"
-    [ -x "$CHARON" ] || die "$CHARON not found (apt-get install strongswan-charon)"
-    [ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] ||
-        die "kernel-libipsec plugin missing (apt-get install libcharon-extra-plugins)"
+    command -v "$SWANCTL" >/dev/null || die "swanctl $SWANCTL not found (apt-get install strongswan-swanctl)"
+    local c
+    for c in "$CHARON" "$CHARON_B"; do
+        [ -x "$c" ] || die "$c not found (apt-get install strongswan-charon, or scripts/strongswan6.sh)"
+        [ -e "$(plugin_dir "$c")/libstrongswan-kernel-libipsec.so" ] ||
+            die "kernel-libipsec plugin missing in $(plugin_dir "$c") (apt-get install libcharon-extra-plugins)"
+    done
     local sock_len=${#RUN}
     [ $((sock_len + 14)) -lt 100 ] || die "run dir $RUN too long for a unix socket path"
     mkdir -p "$RUN/a" "$RUN/b"
@@ -461,7 +511,8 @@ cmd_up() {
             die "lab $NAME: site $site does not have all 3 children INSTALLED"
         fi
     done
-    note "lab $NAME up in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    note "lab $NAME up in $(( ($(date +%s%N) - t0) / 1000000 )) ms ($("$CHARON" --version 2>&1 | head -n 1)$(
+        [ "$CHARON_B" = "$CHARON" ] || echo "; site b: $("$CHARON_B" --version 2>&1 | head -n 1)"))"
     echo "a $(uri a)"
     echo "b $(uri b)"
 }
@@ -519,12 +570,21 @@ case $CMD in
     terminate) check_site "${1:-}"; [ $# -ge 2 ] || die "usage: $PROG $NAME terminate SITE CHILD"
               need_lab; site=$1 child=$2; shift 2
               sw "$site" --terminate --child "$child" --timeout "$INIT_TIMEOUT" "$@";;
-    mismatch|match)
-              check_site "${1:-}"; need_lab
-              if [ "$CMD" = mismatch ]; then esp=$ESP_MISMATCH; else esp=$ESP_PROPOSAL; fi
-              set_state "$1" ESP1 "$esp"
+    mismatch) check_site "${1:-}"; need_lab
+              case ${2:-esp} in
+                  esp) set_state "$1" ESP1 "$ESP_MISMATCH";;
+                  ike) set_state "$1" IKE1 "$IKE_MISMATCH";;
+                  ts)  set_state "$1" TS1 192.0.2.128/26;;
+                  psk) set_state "$1" PSK1 "$PSK-mismatch";;
+                  *)   die "usage: $PROG $NAME mismatch SITE [esp|ike|ts|psk]";;
+              esac
               write_conf "$1"
-              sw "$1" --load-conns --file "$(sdir "$1")/swanctl/swanctl.conf";;
+              sw "$1" --load-all --file "$(sdir "$1")/swanctl/swanctl.conf";;
+    match)    check_site "${1:-}"; need_lab
+              set_state "$1" ESP1 "$ESP_PROPOSAL"; set_state "$1" IKE1 "$IKE_PROPOSAL"
+              set_state "$1" TS1 ""; set_state "$1" PSK1 "$PSK"
+              write_conf "$1"
+              sw "$1" --load-all --file "$(sdir "$1")/swanctl/swanctl.conf";;
     mobike)   check_site "${1:-}"; need_lab
               case ${2:-} in yes|no) ;; *) die "usage: $PROG $NAME mobike SITE yes|no";; esac
               set_state "$1" MOBIKE "$2"

@@ -20,6 +20,10 @@ u32 big-endian length + payload (packet type byte, optional name, message).
       dot-separated section/key names, '*' matches any one name; list items count as values.
   vici_capture.py dump FILE|DIR ...
       Print segments decoded (one block per file).
+  vici_capture.py seq DIR [--skip SUBSTRING ...]
+      One line per spooled EVENT in arrival order: its name and what tells it apart (alert
+      type and IKE_SA, log level and msg, updown up/down and IKE_SA); repeats folded. Log
+      messages containing a SUBSTRING are left out.
 """
 import glob
 import os
@@ -421,12 +425,56 @@ def cmd_dump(argv):
             print(line)
 
 
+def event_summary(name, tree):
+    def ike_names(sub):
+        return ",".join(k for k, v in sub if isinstance(v, Section))
+    fields = dict((k, v) for k, v in tree if isinstance(v, str))
+    if name == "alert":
+        sas = [v for k, v in tree if k == "ike-sa" and isinstance(v, Section)]
+        return "alert %s (ike-sa %s)" % (fields.get("type", "?"), ike_names(sas[0]) if sas else "-")
+    if name in ("log", "control-log"):
+        return "%s %s: %s" % (name, fields.get("level", "?"), fields.get("msg", ""))
+    if name in ("ike-updown", "child-updown"):
+        return "%s %s (%s)" % (name, "up" if fields.get("up") == "yes" else "down", ike_names(tree))
+    return name
+
+
+def cmd_seq(argv):
+    if not argv:
+        raise ViciError("usage: seq DIR [--skip SUBSTRING ...]")
+    directory, skips = argv[0], []
+    i = 1
+    while i < len(argv):
+        if argv[i] == "--skip" and i + 1 < len(argv):
+            skips.append(argv[i + 1]); i += 2
+        else:
+            raise ViciError("bad argument %r" % argv[i])
+    last, count = None, 0
+    lines = []
+    for path in sorted(glob.glob(os.path.join(directory, "[0-9]" * 5 + "-event-*.bin"))):
+        with open(path, "rb") as f:
+            ptype, name, tree = decode_packet(f.read())
+        line = event_summary(name, tree)
+        if name == "log" and any(s in line for s in skips):
+            continue
+        if line == last:
+            count += 1
+            continue
+        if last is not None:
+            lines.append(last + (" (x%d)" % count if count > 1 else ""))
+        last, count = line, 1
+    if last is not None:
+        lines.append(last + (" (x%d)" % count if count > 1 else ""))
+    for line in lines:
+        print(line)
+
+
 def main():
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__)
         return 0 if len(sys.argv) >= 2 else 2
     handlers = {"cmd": cmd_cmd, "register": cmd_register, "listen": cmd_listen,
-                "pick": cmd_pick, "dump": cmd_dump}
+                "pick": cmd_pick, "dump": cmd_dump, "seq": cmd_seq}
     h = handlers.get(sys.argv[1])
     if not h:
         sys.stderr.write("unknown subcommand %r\n" % sys.argv[1])
