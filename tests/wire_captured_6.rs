@@ -164,7 +164,6 @@ fn list_sa_and_dpd_down_read_as_on_5_9() {
 /// Fails on the alert parser of this commit: it looks for a `name` / `ikesa-name` key, but a
 /// real alert names its IKE_SA only as the section under `ike-sa` (`ike-sa { con1 { ... } }`).
 #[test]
-#[ignore = "vici::sa::parse_alert does not read the IKE_SA section name yet (issue 14 report)"]
 fn every_captured_alert_names_its_ike_sa() {
     let frames = frames();
     for (file, _, ike) in ALERTS {
