@@ -179,7 +179,7 @@ pub const SWANCTL_CONF_SECTION_DEPTH_MAX: usize = 16;
 /// Longest path (an include joined to its directory) handled.
 pub const SWANCTL_CONF_PATH_MAX_BYTES: usize = 256;
 /// Route-based children (if_id / mark) remembered; more are counted.
-pub const SWANCTL_CONF_CHILDREN_MAX: usize = 32;
+pub const SWANCTL_CONF_CHILDREN_MAX: usize = WATCHED_CHILDREN_MAX;
 /// Non-fatal findings (a bad if_id value, an include that matched nothing) remembered; more
 /// are counted.
 pub const SWANCTL_CONF_NOTES_MAX: usize = 8;

@@ -17,6 +17,7 @@ use swandog::limits::{
 use swandog::report::status::{read_snapshot, StatusForm, DEFAULT_STATUS_FILE};
 use swandog::report::syslog::{Facility, LogTarget};
 use swandog::report::{syslog, table};
+use swandog::swanctl_conf;
 use swandog::vici::client::{Commands, Uri};
 use swandog::vici::sa::IkeSa;
 
@@ -457,6 +458,36 @@ fn check(flags: FlagSet) -> Result<(), String> {
         );
         // The same plan the agent makes, from the same streamed listing.
         let mut plan = WatchNames::new(&cfg.watch);
+        // The route-based children of swanctl.conf, as the agent reads them.
+        let route_conf = match cfg.swanctl_conf.as_str() {
+            "" => None,
+            path => match swanctl_conf::read_route_children_from_disk(path) {
+                Ok(found) => {
+                    plan.set_configured(
+                        found
+                            .children()
+                            .iter()
+                            .map(|c| (c.conn.as_str(), c.child.as_str())),
+                    );
+                    println!(
+                        "{path}: {} route-based children (if_id / mark)",
+                        found.children().len()
+                    );
+                    for note in found.notes() {
+                        println!("  note: {note}");
+                    }
+                    Some(found)
+                }
+                Err(e) if e.is_not_found() => {
+                    println!("{path}: not found; route-based children are found in list-sas");
+                    None
+                }
+                Err(e) => {
+                    println!("{e}: route-based children are found in list-sas only");
+                    None
+                }
+            },
+        };
         let mut planned: Vec<PlannedChild> = Vec::new();
         let mut conns = 0usize;
         plan.begin();
@@ -514,7 +545,21 @@ fn check(flags: FlagSet) -> Result<(), String> {
         let mut any = false;
         for p in &planned {
             any = true;
-            println!("  {} (IKE {}): {}", p.child, p.ike, p.reason);
+            let found = route_conf.as_ref().and_then(|f| {
+                f.children()
+                    .iter()
+                    .find(|c| c.conn == p.ike.as_str() && c.child == p.child.as_str())
+            });
+            match found {
+                Some(c) => println!(
+                    "  {} (IKE {}): route-based ({}) in swanctl.conf at {}",
+                    p.child,
+                    p.ike,
+                    c.key.name(),
+                    c.at
+                ),
+                None => println!("  {} (IKE {}): {}", p.child, p.ike, p.reason),
+            }
         }
         for ike in &ikes {
             for child in ike.children.iter().filter(|c| c.is_route_based()) {
@@ -523,7 +568,7 @@ fn check(flags: FlagSet) -> Result<(), String> {
                 }
                 any = true;
                 println!(
-                    "  {} (IKE {}): route-based, up now with if-id {}/{} mark {}/{}",
+                    "  {} (IKE {}): route-based, seen in list-sas: up now with if-id {}/{} mark {}/{}",
                     child.name,
                     ike.name,
                     child.if_id_in,
@@ -703,13 +748,14 @@ fn start_up(flags: &FlagSet) -> Result<Option<Started>, String> {
         uri,
         proc_root: PathBuf::from(cfg.proc_root.as_str()),
         status_file: PathBuf::from(cfg.status_file.as_str()),
+        swanctl_conf: (!cfg.swanctl_conf.is_empty()).then(|| cfg.swanctl_conf.to_string()),
     };
     Ok(Some((log, shell, agent, fixed)))
 }
 
 /// The settings the running agent cannot change in place (its sockets, files and log target).
 #[derive(Clone, PartialEq, Eq)]
-struct FixedAtStart([(&'static str, String); 4]);
+struct FixedAtStart([(&'static str, String); 5]);
 
 impl FixedAtStart {
     fn of(cfg: &Config) -> FixedAtStart {
@@ -718,6 +764,7 @@ impl FixedAtStart {
             ("status_file", cfg.status_file.to_string()),
             ("proc_root", cfg.proc_root.to_string()),
             ("log", cfg.log.name().to_string()),
+            ("swanctl_conf", cfg.swanctl_conf.to_string()),
         ])
     }
 

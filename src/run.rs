@@ -23,6 +23,7 @@ use swandog::agent::{
 use swandog::limits::PROC_READ_BUFFER_BYTES;
 use swandog::report::status::SnapshotFile;
 use swandog::sample::load::{LoadSampler, ProcFiles};
+use swandog::swanctl_conf;
 use swandog::vici::client::{ClientError, Commands, Events, Reconnect, Uri};
 use swandog::vici::sa::Event;
 
@@ -34,6 +35,89 @@ pub struct ShellSettings {
     pub proc_root: PathBuf,
     /// Where the status snapshot goes.
     pub status_file: PathBuf,
+    /// swanctl.conf, read for route-based children (`None`: off).
+    pub swanctl_conf: Option<String>,
+}
+
+/// The route-based children of swanctl.conf (and its includes), for the agent's watch plan:
+/// read before the first `list-conns`, then again before a `list-conns` when a file read (or a
+/// directory listed) changed its mtime, and after SIGHUP. A file it cannot read is one warning
+/// (again only when the problem changes) and never stops anything else.
+struct SwanctlConf {
+    path: Option<String>,
+    read: Option<swanctl_conf::RouteChildren>,
+    /// The last problem said, so a broken file is not a line per poll.
+    problem: String,
+    /// SIGHUP: read again whatever the mtimes say.
+    force: bool,
+}
+
+impl SwanctlConf {
+    fn new(path: Option<String>) -> SwanctlConf {
+        SwanctlConf {
+            path,
+            read: None,
+            problem: String::new(),
+            force: true,
+        }
+    }
+
+    /// Reads the files again if they changed (or were never read); the agent gets the result.
+    fn refresh(&mut self, agent: &mut Agent) {
+        let Some(path) = &self.path else {
+            return;
+        };
+        let stale = match &self.read {
+            Some(read) => read.changed(&mut swanctl_conf::DiskFiles),
+            None => true,
+        };
+        if !stale && !core::mem::take(&mut self.force) {
+            return;
+        }
+        self.force = false;
+        match swanctl_conf::read_route_children_from_disk(path) {
+            Ok(read) => {
+                self.problem.clear();
+                for note in read.notes() {
+                    debug!("{note}");
+                }
+                let pairs = read
+                    .children()
+                    .iter()
+                    .map(|c| (c.conn.as_str(), c.child.as_str()));
+                agent.on_configured_route_based(pairs);
+                let before = self.read.as_ref().map_or(&[][..], |r| r.children());
+                if before != read.children() {
+                    let mut names = String::new();
+                    for c in read.children() {
+                        if !names.is_empty() {
+                            names.push_str(", ");
+                        }
+                        names.push_str(&c.child);
+                    }
+                    info!(
+                        "{path}: {} route-based children{}{names}",
+                        read.children().len(),
+                        if names.is_empty() { "" } else { ": " },
+                    );
+                }
+                self.read = Some(read);
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if e.is_not_found() && path == swanctl_conf::DEFAULT_SWANCTL_CONF {
+                    // No swanctl.conf at the default place: a box configured otherwise.
+                    debug!("{text}; route-based children are found in list-sas only");
+                } else if text != self.problem {
+                    warn!(
+                        "cannot read route-based children from swanctl.conf: {text}; \
+                         keeping the last ones read, and children seen route-based in list-sas"
+                    );
+                }
+                self.problem = text;
+            }
+        }
+    }
 }
 
 /// The agent's view of a client error: the kind it decides by, the text it logs.
@@ -77,6 +161,8 @@ struct Shared {
     // copies in the main thread's stack, whose pages stay resident for good.
     agent: RefCell<Box<Agent>>,
     clock: Instant,
+    /// SIGHUP: read swanctl.conf again at the next `list-conns`.
+    reread_swanctl: std::cell::Cell<bool>,
 }
 
 impl Shared {
@@ -171,13 +257,21 @@ pub fn run(
     let sigfd = signals().map_err(|e| format!("cannot set up signal handling: {e}"))?;
     let shared = Rc::new(Shared {
         agent: RefCell::new(agent),
+        reread_swanctl: std::cell::Cell::new(false),
         clock: Instant::now(),
     });
     let ex = LocalExecutor::new();
     let (kick_tx, kick_rx) = smol::channel::bounded::<()>(1);
     let (job_tx, job_rx) = smol::channel::bounded::<()>(1);
-    ex.spawn(worker(shared.clone(), shell.uri.clone(), job_rx, kick_tx))
-        .detach();
+    let swanctl = SwanctlConf::new(shell.swanctl_conf.clone());
+    ex.spawn(worker(
+        shared.clone(),
+        shell.uri.clone(),
+        swanctl,
+        job_rx,
+        kick_tx,
+    ))
+    .detach();
     // Pinned on the heap: the executor's future holds the main loop's (9 KiB on x86_64), and
     // pinned on this stack, it and its moves would stay resident for the whole run.
     smol::future::block_on(Box::pin(
@@ -340,6 +434,7 @@ async fn main_loop(
             }
             Wake::Signal(SignalRequest::Reload) => match reload() {
                 Ok(settings) => {
+                    shared.reread_swanctl.set(true);
                     shared.agent.borrow_mut().reload(now, settings);
                     info!("config reloaded (history and tunnel state kept)");
                 }
@@ -355,7 +450,13 @@ async fn main_loop(
     }
 }
 
-async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sender<()>) {
+async fn worker(
+    shared: Rc<Shared>,
+    uri: Uri,
+    mut swanctl: SwanctlConf,
+    job_rx: Receiver<()>,
+    kick_tx: Sender<()>,
+) {
     let mut commands = Commands::new(&uri);
     loop {
         // Calls wait inside the agent and are taken one at a time (an `initiate`'s deadline
@@ -381,6 +482,10 @@ async fn worker(shared: Rc<Shared>, uri: Uri, job_rx: Receiver<()>, kick_tx: Sen
                     .on_sas_done(now, done(&result).as_ref().map(|_| ()));
             }
             Job::ListConns => {
+                if shared.reread_swanctl.replace(false) {
+                    swanctl.force = true;
+                }
+                swanctl.refresh(&mut shared.agent.borrow_mut());
                 // Streamed into the plan connection by connection: no table, no limit.
                 shared.agent.borrow_mut().on_conns_begin(shared.now());
                 let result = commands

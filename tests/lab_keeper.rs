@@ -762,3 +762,57 @@ fn a_connection_with_18_children_comes_back_whole_after_an_outage() {
         agent.log()
     );
 }
+
+#[test]
+fn a_route_based_child_never_seen_up_is_brought_up_from_swanctl_conf_and_a_policy_one_left() {
+    if lab_disabled(
+        "a_route_based_child_never_seen_up_is_brought_up_from_swanctl_conf_and_a_policy_one_left",
+    ) {
+        return;
+    }
+    let name = "kconf";
+    let lab = Lab::up(name);
+    // The router rebooted while the peer was away: nothing is up, and swandog never saw the
+    // route-based children up. Only swanctl.conf says they are route-based (if_id_in/out).
+    for c in ["con1", "con2_1", "con2_2"] {
+        lab.must(&["terminate", "a", c]);
+    }
+    assert!(lab.installed("a").is_empty(), "{:?}", lab.installed("a"));
+    let log = lab.must(&["log", "a"]);
+    let conf = std::path::Path::new(log.trim())
+        .parent()
+        .expect("site dir")
+        .join("swanctl/swanctl.conf");
+    let mut flags = cap_flags();
+    flags.extend(["--swanctl-conf".into(), conf.display().to_string()]);
+    let agent = Swandog::start(name, &lab.uri("a"), &args(&flags));
+    let back = wait_for(Duration::from_millis(CAP_MS + SLACK_MS), || {
+        installed_all(&lab, "a", &["con2_1", "con2_2"])
+    });
+    eprintln!("[{name}] start -> con2_1, con2_2 INSTALLED from swanctl.conf: {back:?}");
+    assert!(back.is_some(), "{}", agent.log());
+    assert!(
+        agent
+            .log()
+            .contains("2 route-based children: con2_1, con2_2"),
+        "{}",
+        agent.log()
+    );
+    // con1 is policy-based: left alone (no trap policy to replace, not swandog's to keep).
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!lab.installed("a").contains(&"con1".to_string()));
+    assert!(!agent.log().contains("] con1:"), "{}", agent.log());
+    // `check` says where each was found.
+    let out = common::swandog()
+        .args(["check", "--vici", &lab.uri("a"), "--swanctl-conf"])
+        .arg(&conf)
+        .output()
+        .expect("swandog check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(
+        text.contains("con2_1 (IKE con2): route-based (if_id_in) in swanctl.conf at ")
+            && text.contains("swanctl.conf:"),
+        "{text}"
+    );
+}
