@@ -152,10 +152,6 @@ pub const RECENT_CAUSES_MAX: usize = 16;
 pub const INITIATES_IN_FLIGHT_MAX: usize = 4;
 /// Shortest gap between two status rewrites caused by changes.
 pub const STATUS_MIN_GAP_MS: u64 = 1_000;
-/// IKE_SAs the `sas` and `check` commands list; more are counted. `swandog run` streams
-/// `list-sas` and `list-conns` into the agent (`Agent::on_sa`, `Agent::on_conn`), so it has no
-/// such limit, and its VICI calls wait inside the agent (`Agent::next_job`), not in a queue.
-pub const IKE_SAS_MAX: usize = 32;
 /// Stack buffer through which the status snapshot is streamed to its file (the text itself is
 /// never held in memory: ~30 KiB with full tables and 64-byte names).
 pub const STATUS_WRITE_CHUNK_BYTES: usize = 1024;
