@@ -179,3 +179,17 @@ pub const SWANCTL_CONF_CHILDREN_MAX: usize = WATCHED_CHILDREN_MAX;
 /// Non-fatal findings (a bad if_id value, an include that matched nothing) remembered; more
 /// are counted.
 pub const SWANCTL_CONF_NOTES_MAX: usize = 8;
+
+// --- metrics file (src/report/metrics.rs) ---
+
+/// IKE_SAs whose DPD failures get their own `swandog_dpd_failures_total` series (one for each
+/// watched child, were each on its own connection); more are logged once and counted as a table
+/// overflow. About 80 bytes each, reserved but touched only as names come in.
+pub const METRIC_DPD_IKES_MAX: usize = WATCHED_CHILDREN_MAX;
+/// (child, cause) pairs of `swandog_child_failures_total`: two causes for each watched child.
+/// More are logged once and counted as a table overflow. About 100 bytes each, reserved but
+/// touched only as pairs come in.
+pub const METRIC_FAILURE_SERIES_MAX: usize = 2 * WATCHED_CHILDREN_MAX;
+/// Shortest gap between two rewrites of the metrics file: Prometheus scrapes every 15 s or more
+/// (its default `scrape_interval` is 1 min), so fresher files are never read.
+pub const METRICS_MIN_GAP_MS: u64 = 5_000;

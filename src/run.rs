@@ -21,6 +21,7 @@ use swandog::agent::{
     Action, Agent, CommandDone, CommandError, CommandErrorKind, Job, Millis, Settings,
 };
 use swandog::limits::PROC_READ_BUFFER_BYTES;
+use swandog::report::render::{self, render_status};
 use swandog::report::status::SnapshotFile;
 use swandog::sample::load::{LoadSampler, ProcFiles};
 use swandog::swanctl_conf;
@@ -327,7 +328,7 @@ async fn main_loop(
             let now = shared.now();
             let agent = shared.agent.borrow();
             let written = status_file.write(|out| {
-                agent.render_status(now, unix_now_s(), out);
+                render_status(&agent.status(now), unix_now_s(), out);
                 Ok(())
             });
             match written {
@@ -427,7 +428,7 @@ async fn main_loop(
                 info!("stopping on signal");
                 let agent = shared.agent.borrow();
                 let _ = status_file.write(|out| {
-                    agent.render_status(now, unix_now_s(), out);
+                    render_status(&agent.status(now), unix_now_s(), out);
                     Ok(())
                 });
                 return Ok(());
@@ -441,10 +442,8 @@ async fn main_loop(
                 Err(e) => warn!("config not reloaded, keeping the old one: {e}"),
             },
             Wake::Signal(SignalRequest::Summary) => {
-                shared
-                    .agent
-                    .borrow()
-                    .summary(now, &mut |level, line| log!(level, "{line}"));
+                let agent = shared.agent.borrow();
+                render::summary(&agent.status(now), &mut |level, line| log!(level, "{line}"));
             }
         }
     }

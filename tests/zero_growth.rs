@@ -22,6 +22,7 @@ use swandog::limits::{
     PROC_READ_BUFFER_BYTES, STATUS_FILE_MAX_BYTES, STATUS_WRITE_CHUNK_BYTES,
     VICI_RECV_BUFFER_BYTES, VICI_REQUEST_BUFFER_BYTES, WATCHED_CHILDREN_MAX,
 };
+use swandog::report::render::{render_status, summary};
 use swandog::sample::load::ReadError;
 use swandog::vici::client::ClientError;
 use swandog::vici::sa::{Conn, IkeSa, Name, ViewError};
@@ -356,7 +357,7 @@ fn second(
         t.inputs += 4;
     }
     if s % 300 == 0 {
-        sim.agent.summary(now, &mut |_, line| {
+        summary(&sim.agent.status(now), &mut |_, line| {
             assert!(!line.is_empty());
         });
     }
@@ -487,7 +488,7 @@ fn a_long_replay_allocates_nothing_after_warm_up() {
         "67 children for 64 places: a logged, counted event"
     );
     let mut status = String::new();
-    sim.agent.render_status(sim.now, 1_800_000_000, &mut status);
+    render_status(&sim.agent.status(sim.now), 1_800_000_000, &mut status);
     assert!(
         status.contains("\"table_overflows\":") && !status.contains("\"table_overflows\":0,"),
         "{status}"

@@ -28,18 +28,17 @@ use super::diagnose::{classify_alert, classify_down, classify_log, DpdTracker, L
 use super::history::LoadHistory;
 use super::keeper::summary_offset;
 use super::keeper::{
-    InitiateOutcome, Keeper, KeeperAction, KeeperReport, KeeperSettings, KeptState, ReportKind,
-    Span, WatchError, WatchReason,
+    InitiateOutcome, Keeper, KeeperAction, KeeperReport, KeeperSettings, ReportKind, Span,
+    WatchError, WatchReason,
 };
 use super::lines::LineQueue;
+use super::status::{Link, PaceView, Status, Tallies};
 use super::throttle::{Pace, Throttle, ThrottleSettings};
-use super::units::{HoursValue, Millis, PercentValue};
+use super::units::Millis;
 use crate::limits::{
     DPD_RECORDS_MAX, INITIATES_IN_FLIGHT_MAX, LINE_MAX_BYTES, RECENT_CAUSES_MAX, STATUS_MIN_GAP_MS,
     VICI_RECONNECT_MAX_MS, WATCHED_CHILDREN_MAX,
 };
-use crate::report::status::sparkline;
-use crate::report::table::json_str;
 use crate::sample::load::{LoadSample, ReadError};
 use crate::vici::reply::InitiateReply;
 use crate::vici::sa::{Conn, Event, IkeSa, IkeState, LogLine, Name};
@@ -90,7 +89,7 @@ pub enum Action {
     /// VICI calls are waiting: wake the worker, which takes them one at a time with
     /// [`Agent::next_job`] (they wait in the agent, so none can be lost to a full queue).
     Work,
-    /// Rewrite the status snapshot (ask `render_status`).
+    /// Rewrite the status snapshot (render [`Agent::status`] with `report::render`).
     WriteStatus,
 }
 
@@ -211,6 +210,8 @@ pub struct Agent {
     /// Tables whose overflow was logged (once each; `counters.table_overflows` counts on). Sized
     /// for every `table_overflow` call site.
     overflows_logged: Vec<&'static str, 8>,
+    /// Per-name counts for the metrics file.
+    tallies: Tallies,
 }
 
 fn line(args: core::fmt::Arguments<'_>) -> Line {
@@ -259,6 +260,7 @@ impl Agent {
             unreachable_since: 0,
             reminders: 0,
             overflows_logged: Vec::new(),
+            tallies: Tallies::new(),
             settings,
         }
     }
@@ -612,6 +614,9 @@ impl Agent {
                 .unwrap_or(now.saturating_sub(window));
             let v = verdict(&self.history, from, now, &self.settings.thresholds);
             self.rate.on_dpd_failure(&v);
+            if !self.tallies.on_dpd(&ike.name, v.load_correlated) {
+                self.table_overflow("IKE_SAs in the metrics' DPD counts", 1);
+            }
             let mut text = Line::new();
             let _ = format_dpd_line(&ike.name, &v, &mut text);
             self.say(Level::Warn, text);
@@ -919,6 +924,12 @@ impl Agent {
                         }
                     }
                 };
+                if !outcome.ok && !outcome.duplicate {
+                    let cause = outcome.cause.unwrap_or(Cause::Unknown);
+                    if !self.tallies.on_failure(child, cause) {
+                        self.table_overflow("children in the metrics' failure counts", 1);
+                    }
+                }
                 self.keeper.on_initiate_result(now, child, ike, outcome);
                 self.status_dirty = true;
             }
@@ -1100,328 +1111,30 @@ impl Agent {
         wake
     }
 
-    /// SIGUSR1: a status summary as log lines, each starting `status:`.
-    pub fn summary(&self, now: Millis, emit: &mut dyn FnMut(Level, &str)) {
-        let load = self.last_sample.map_or(0, |s| s.busy_permille);
-        let text = line(format_args!(
-            "status: charon {} for {}, box {}% busy, pace {}, {} DPD failures recorded",
-            if self.link_up {
-                "connected"
-            } else {
-                "unreachable"
+    /// The status view that `report/` renders (status file, `swandog status`, SIGUSR1 lines,
+    /// metrics file).
+    pub fn status(&self, now: Millis) -> Status<'_> {
+        Status {
+            now,
+            link: Link {
+                connected: self.link_up,
+                alerts: self.alerts,
+                since: self.link_since,
             },
-            Span(now.saturating_sub(self.link_since)),
-            PercentValue(load),
-            self.throttle.pace().as_str(),
-            self.dpd_records.len()
-        ));
-        emit(Level::Info, &text);
-        for child in self.keeper.children() {
-            let text = line(format_args!(
-                "status: {} ({}): {} for {}, {} re-initiation{}{}{}",
-                child.name,
-                child.ike,
-                state_label(child.state),
-                Span(now.saturating_sub(child.since)),
-                child.reinitiations,
-                if child.reinitiations == 1 { "" } else { "s" },
-                if child.last_failure.is_some() {
-                    ", last failure: "
-                } else {
-                    ""
-                },
-                child.last_failure.map_or("", Cause::text)
-            ));
-            emit(Level::Info, &text);
-        }
-        let mut rate = Line::new();
-        let _ = rate.write_str("status: ");
-        let _ = self.rate.format_summary(&mut rate);
-        emit(Level::Info, &rate);
-    }
-
-    /// The status snapshot: one JSON line, then the human form.
-    pub fn render_status(&self, now: Millis, unix_now: u64, out: &mut impl Write) {
-        let _ = self.render_json(now, unix_now, out);
-        let _ = out.write_char('\n');
-        let _ = self.render_human(now, out);
-    }
-
-    fn unix_at(now: Millis, unix_now: u64, at: Millis) -> u64 {
-        unix_now.saturating_sub(now.saturating_sub(at) / 1000)
-    }
-
-    fn render_json(&self, now: Millis, unix_now: u64, out: &mut impl Write) -> core::fmt::Result {
-        write!(
-            out,
-            "{{\"written\":{unix_now},\"vici\":{{\"connected\":{},\"alerts\":{}}},",
-            self.link_up, self.alerts
-        )?;
-        let s = self.last_sample;
-        write!(
-            out,
-            "\"load\":{{\"busy\":{},\"busiest_cpu\":{},\"softirq\":{},\"psi\":",
-            PercentValue(s.map_or(0, |s| s.busy_permille)),
-            PercentValue(s.map_or(0, |s| s.busiest_cpu_permille)),
-            PercentValue(s.map_or(0, |s| s.softirq_permille)),
-        )?;
-        match s.and_then(|s| s.psi_some_avg10_centi) {
-            Some(p) => write!(out, "{}.{:02}", p / 100, p % 100)?,
-            None => out.write_str("null")?,
-        }
-        write!(out, ",\"pace\":")?;
-        json_str(out, self.throttle.pace().as_str())?;
-        write!(
-            out,
-            ",\"own_cpu_percent\":{}.{:03}",
-            self.throttle.own_cpu_centi_permille() / 1000,
-            self.throttle.own_cpu_centi_permille() % 1000
-        )?;
-        out.write_str("},\"children\":[")?;
-        for (i, c) in self.keeper.children().enumerate() {
-            if i > 0 {
-                out.write_char(',')?;
-            }
-            out.write_str("{\"name\":")?;
-            json_str(out, c.name)?;
-            out.write_str(",\"ike\":")?;
-            json_str(out, c.ike)?;
-            write!(out, ",\"state\":\"{}\"", state_label(c.state))?;
-            write!(
-                out,
-                ",\"since\":{},\"reinitiations\":{},\"attempts\":{},\"reason\":",
-                Self::unix_at(now, unix_now, c.since),
-                c.reinitiations,
-                c.attempts_since_down
-            )?;
-            json_str(out, reason_label(c.reason))?;
-            out.write_str(",\"last_failure\":")?;
-            match c.last_failure {
-                Some(f) => json_str(out, f.label())?,
-                None => out.write_str("null")?,
-            }
-            out.write_str(",\"next_attempt\":")?;
-            match c.next_attempt_at {
-                Some(at) => write!(out, "{}", unix_now + at.saturating_sub(now) / 1000)?,
-                None => out.write_str("null")?,
-            }
-            out.write_char('}')?;
-        }
-        out.write_str("],\"dpd_failures\":[")?;
-        for (i, r) in self.dpd_records.iter().enumerate() {
-            if i > 0 {
-                out.write_char(',')?;
-            }
-            out.write_str("{\"ike\":")?;
-            json_str(out, &r.ike)?;
-            write!(
-                out,
-                ",\"at\":{},\"verdict\":\"{}\",\"busy_avg\":{},\"busy_peak\":{},\"above_s\":{},\"window_s\":{}}}",
-                Self::unix_at(now, unix_now, r.at),
-                if r.verdict.load_correlated { "load" } else { "no-load" },
-                PercentValue(r.verdict.busy_avg_permille),
-                PercentValue(r.verdict.busy_peak_permille),
-                r.verdict.above_ms / 1000,
-                r.verdict.window_ms / 1000
-            )?;
-        }
-        write!(
-            out,
-            "],\"rate\":{{\"class\":\"{}\",\"loaded_failures\":{},\"loaded_hours\":{},\"quiet_failures\":{},\"quiet_hours\":{},\"ratio\":",
-            self.rate.class().as_str(),
-            self.rate.loaded_failures(),
-            HoursValue(self.rate.loaded_ms()),
-            self.rate.quiet_failures(),
-            HoursValue(self.rate.quiet_ms()),
-        )?;
-        match self.rate.ratio_centi() {
-            Some(r) => write!(out, "{}.{:02}", r / 100, r % 100)?,
-            None => out.write_str("null")?,
-        }
-        let c = &self.counters;
-        write!(
-            out,
-            "}},\"counters\":{{\"wire_faults\":{},\"command_failures\":{},\"lines_dropped\":{},\"table_overflows\":{},\"sample_errors\":{},\"link_losses\":{},\"pace_changes\":{},\"watch_names_missing\":{},\"watch_left_out\":{},\"children_unconfigured\":{}}}}}",
-            c.wire_faults, c.command_failures, c.lines_dropped, c.table_overflows, c.sample_errors, c.link_losses, self.throttle.changes(),
-            c.watch_names_missing, c.watch_left_out, c.children_unconfigured
-        )
-    }
-
-    /// The human form of `swandog status`: at most 80 columns for names up to 14 characters.
-    fn render_human(&self, now: Millis, out: &mut impl Write) -> core::fmt::Result {
-        let s = self.last_sample;
-        let own = self.throttle.own_cpu_centi_permille();
-        writeln!(
-            out,
-            "charon: {} for {}   pace: {} (swandog uses {}.{:03}% of a core)",
-            if self.link_up {
-                "connected"
-            } else {
-                "NOT CONNECTED"
+            load: self.last_sample,
+            history: &self.history,
+            pace: PaceView {
+                pace: self.throttle.pace(),
+                changes: self.throttle.changes(),
+                own_cpu_centi_permille: self.throttle.own_cpu_centi_permille(),
             },
-            Span(now.saturating_sub(self.link_since)),
-            self.throttle.pace().as_str(),
-            own / 1000,
-            own % 1000
-        )?;
-        write!(
-            out,
-            "box: {}% busy now (busiest cpu {}%, softirq {}%",
-            PercentValue(s.map_or(0, |s| s.busy_permille)),
-            PercentValue(s.map_or(0, |s| s.busiest_cpu_permille)),
-            PercentValue(s.map_or(0, |s| s.softirq_permille)),
-        )?;
-        if let Some(p) = s.and_then(|s| s.psi_some_avg10_centi) {
-            write!(out, ", cpu pressure {}.{:02}%", p / 100, p % 100)?;
-        }
-        writeln!(out, ")")?;
-
-        // Load over the last 10 minutes, 60 columns of 10 s, newest right; DPD failures beneath.
-        // A column without samples (a young agent, a sampling gap) stays blank, not idle.
-        const COLS: usize = 60;
-        const COL_MS: u64 = 10_000;
-        let column = |at: Millis| {
-            let age = now.saturating_sub(at) / COL_MS;
-            (at <= now && age < COLS as u64).then(|| COLS - 1 - age as usize)
-        };
-        let mut peaks: [Option<u16>; COLS] = [None; COLS];
-        for p in self.history.samples() {
-            if let Some(col) = column(p.at) {
-                peaks[col] = Some(peaks[col].unwrap_or(0).max(p.busy_permille));
-            }
-        }
-        writeln!(
-            out,
-            "\nload, last 10 min (peak busy per 10 s, newest right; DPD failures below):"
-        )?;
-        out.write_str("  |")?;
-        for peak in peaks {
-            match peak {
-                Some(p) => sparkline(out, &[p])?,
-                None => out.write_char(' ')?,
-            }
-        }
-        out.write_str("|\n  |")?;
-        let mut marks = [' '; COLS];
-        for r in &self.dpd_records {
-            if let Some(col) = column(r.at) {
-                marks[col] = if r.verdict.load_correlated { 'L' } else { 'x' };
-            }
-        }
-        for m in marks {
-            out.write_char(m)?;
-        }
-        writeln!(out, "|")?;
-        writeln!(
-            out,
-            "   L = DPD failure while the box was loaded, x = DPD failure on a quiet box"
-        )?;
-
-        writeln!(out, "\nwatched children:")?;
-        let mut any = false;
-        for c in self.keeper.children() {
-            if !any {
-                writeln!(
-                    out,
-                    "  {:<14} {:<14} {:<13} {:<11} {:<10} {:>7}",
-                    "CHILD", "IKE", "WHY", "STATE", "FOR", "RE-INIT"
-                )?;
-                any = true;
-            }
-            let mut since = Line::new();
-            let _ = write!(since, "{}", Span(now.saturating_sub(c.since)));
-            writeln!(
-                out,
-                "  {:<14} {:<14} {:<13} {:<11} {:<10} {:>7}",
-                c.name,
-                c.ike,
-                reason_label(c.reason),
-                state_label(c.state),
-                since,
-                c.reinitiations
-            )?;
-            if c.state != KeptState::Up {
-                if !c.basis.initiates() {
-                    writeln!(out, "      not re-initiating: {}", c.basis)?;
-                } else if let Some(at) = c.next_attempt_at {
-                    writeln!(
-                        out,
-                        "      next attempt in {} (attempt {} of this outage)",
-                        Span(at.saturating_sub(now)),
-                        c.attempts_since_down.saturating_add(1)
-                    )?;
-                }
-            }
-            if let Some(f) = c.last_failure {
-                writeln!(out, "      last failure: {}", f.text())?;
-            }
-            if c.stale {
-                writeln!(out, "      one-sided: packets go out, none come in")?;
-            }
-            if c.flapping {
-                writeln!(out, "      flapping: drops soon after each re-initiation")?;
-            }
-        }
-        if !any {
-            writeln!(
-                out,
-                "  none yet: no route-based child seen up, and none named with `watch`"
-            )?;
-        }
-        if self.plan.missing_count() > 0 {
-            write!(out, "  not configured in charon (kept once it is):")?;
-            for (name, hint) in self.plan.missing() {
-                match hint {
-                    Some(h) => write!(out, " {name} (did you mean {h}?)")?,
-                    None => write!(out, " {name}")?,
-                }
-            }
-            writeln!(out)?;
-        }
-        if self.counters.watch_left_out > 0 {
-            writeln!(
-                out,
-                "  left out: {} more children than the {WATCHED_CHILDREN_MAX} swandog keeps",
-                self.counters.watch_left_out
-            )?;
-        }
-
-        if self.dpd_records.is_empty() {
-            writeln!(out, "\nDPD failures: none recorded")?;
-        } else {
-            writeln!(
-                out,
-                "\nDPD failures (the last {}, newest last):",
-                self.dpd_records.len()
-            )?;
-            writeln!(
-                out,
-                "  {:<16} {:<14} {:<21} {:>9} {:>7}",
-                "WHEN", "IKE_SA", "VERDICT", "BUSY AVG", "PEAK"
-            )?;
-        }
-        for r in &self.dpd_records {
-            let mut when = Line::new();
-            let _ = write!(when, "{} ago", Span(now.saturating_sub(r.at)));
-            let tag = r.verdict.tag();
-            writeln!(
-                out,
-                "  {:<16} {:<14} {:<21} {:>8}% {:>6}%",
-                when,
-                r.ike.as_str(),
-                tag.trim_start_matches('[').trim_end_matches(']'),
-                PercentValue(r.verdict.busy_avg_permille),
-                PercentValue(r.verdict.busy_peak_permille)
-            )?;
-        }
-        let mut rate = Line::new();
-        let _ = self.rate.format_summary(&mut rate);
-        // "DPD failures: <counts>: <conclusion>", the conclusion on its own line if too long.
-        match rate.rsplit_once(": ") {
-            Some((counts, conclusion)) if rate.len() > 78 => {
-                writeln!(out, "\n{counts}:\n  {conclusion}")
-            }
-            _ => writeln!(out, "\n{rate}"),
+            rate: self.rate,
+            counters: self.counters,
+            keeper_reports_dropped: self.keeper.reports_dropped(),
+            tallies: &self.tallies,
+            dpd_records: &self.dpd_records,
+            keeper: &self.keeper,
+            plan: &self.plan,
         }
     }
 }
@@ -1438,10 +1151,6 @@ impl core::fmt::Display for AndMore {
     }
 }
 
-fn reason_label(reason: WatchReason) -> &'static str {
-    reason.label()
-}
-
 /// Going down and staying down are warnings; coming back is news.
 fn report_level(report: &KeeperReport) -> Level {
     match report.kind {
@@ -1449,17 +1158,6 @@ fn report_level(report: &KeeperReport) -> Level {
             Level::Info
         }
         _ => Level::Warn,
-    }
-}
-
-fn state_label(state: KeptState) -> &'static str {
-    match state {
-        KeptState::Unknown => "unknown",
-        KeptState::Up => "up",
-        KeptState::Down => "down",
-        KeptState::Connecting => "connecting",
-        KeptState::Waiting { .. } => "waiting",
-        KeptState::NotKept => "not-kept",
     }
 }
 

@@ -11,6 +11,7 @@ pub mod keeper;
 mod lines;
 pub mod plan;
 pub mod role;
+pub mod status;
 pub mod throttle;
 pub mod units;
 

@@ -17,6 +17,7 @@ use log::Level;
 use swandog::agent::{Action, Agent, CommandDone, Job, Millis, Settings};
 use swandog::agent::{CommandError, CommandErrorKind};
 use swandog::limits::VICI_RECV_BUFFER_BYTES;
+use swandog::report::render::render_status;
 use swandog::sample::load::LoadSample;
 use swandog::vici::client::InitiateReply;
 use swandog::vici::sa::{Conn, Event, IkeSa, LogLine, Name};
@@ -541,8 +542,11 @@ impl Sim {
         if self.write_status {
             self.write_status = false;
             self.status.clear();
-            self.agent
-                .render_status(now, 1_800_000_000 + now / 1000, &mut self.status);
+            render_status(
+                &self.agent.status(now),
+                1_800_000_000 + now / 1000,
+                &mut self.status,
+            );
             obs(now, Seen::Status(&self.status));
         }
         // The worker takes the agent's calls one by one after the main loop's poll (the lines
