@@ -4,11 +4,13 @@
 #
 #   build : a Rust toolchain (rustup's if present, else Debian's rustc-web + cargo-web)
 #   lab   : strongSwan's charon + swanctl + libipsec plugin, nftables, iproute2, ping
-#   tests : busybox (real syslogd and init for the firmware tests), python3 (scripted VICI peer)
+#   tests : busybox (real syslogd and init for the firmware tests), python3 (scripted VICI peer),
+#           prometheus + prometheus-node-exporter (the metrics file read by the real engines)
 set -euo pipefail
 
 APT_PKGS=(strongswan-charon strongswan-swanctl libcharon-extra-plugins nftables iproute2
-          iputils-ping busybox python3 procps util-linux ca-certificates)
+          iputils-ping busybox python3 procps util-linux ca-certificates
+          prometheus prometheus-node-exporter)
 
 log() { echo "setup: $*" >&2; }
 [[ $(id -u) == 0 ]] || { log "run as root (the lab needs network namespaces; apt needs root)"; exit 1; }

@@ -749,13 +749,16 @@ fn start_up(flags: &FlagSet) -> Result<Option<Started>, String> {
         proc_root: PathBuf::from(cfg.proc_root.as_str()),
         status_file: PathBuf::from(cfg.status_file.as_str()),
         swanctl_conf: (!cfg.swanctl_conf.is_empty()).then(|| cfg.swanctl_conf.to_string()),
+        metrics_file: (!cfg.metrics_file.is_empty())
+            .then(|| PathBuf::from(cfg.metrics_file.as_str())),
+        log: Some(log),
     };
     Ok(Some((log, shell, agent, fixed)))
 }
 
 /// The settings the running agent cannot change in place (its sockets, files and log target).
 #[derive(Clone, PartialEq, Eq)]
-struct FixedAtStart([(&'static str, String); 5]);
+struct FixedAtStart([(&'static str, String); 6]);
 
 impl FixedAtStart {
     fn of(cfg: &Config) -> FixedAtStart {
@@ -763,6 +766,7 @@ impl FixedAtStart {
             ("vici", cfg.vici.to_string()),
             ("status_file", cfg.status_file.to_string()),
             ("proc_root", cfg.proc_root.to_string()),
+            ("metrics_file", cfg.metrics_file.to_string()),
             ("log", cfg.log.name().to_string()),
             ("swanctl_conf", cfg.swanctl_conf.to_string()),
         ])

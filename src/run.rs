@@ -20,9 +20,11 @@ use smol::{Async, LocalExecutor, Timer};
 use swandog::agent::{
     Action, Agent, CommandDone, CommandError, CommandErrorKind, Job, Millis, Settings,
 };
-use swandog::limits::PROC_READ_BUFFER_BYTES;
+use swandog::limits::{METRICS_MIN_GAP_MS, PROC_READ_BUFFER_BYTES};
+use swandog::report::metrics::{render_metrics, ShellFigures};
 use swandog::report::render::{self, render_status};
 use swandog::report::status::SnapshotFile;
+use swandog::report::syslog::LogHandle;
 use swandog::sample::load::{LoadSampler, ProcFiles};
 use swandog::swanctl_conf;
 use swandog::vici::client::{ClientError, Commands, Events, Reconnect, Uri};
@@ -38,6 +40,10 @@ pub struct ShellSettings {
     pub status_file: PathBuf,
     /// swanctl.conf, read for route-based children (`None`: off).
     pub swanctl_conf: Option<String>,
+    /// Where the Prometheus metrics go, if anywhere.
+    pub metrics_file: Option<PathBuf>,
+    /// The logger, for its drop counter in the metrics.
+    pub log: Option<LogHandle>,
 }
 
 /// The route-based children of swanctl.conf (and its includes), for the agent's watch plan:
@@ -303,6 +309,7 @@ async fn main_loop(
     let mut timer_at: Option<Instant> = None;
     let mut signal = std::pin::pin!(next_signal(&sigfd));
     let mut status_error_logged = false;
+    let mut metrics = Metrics::new(&shell);
 
     loop {
         // Let the command worker run: when events keep arriving, no await below ever blocks,
@@ -342,9 +349,14 @@ async fn main_loop(
                 }
                 Err(_) => {}
             }
+            metrics.due = metrics.file.is_some();
         }
+        metrics.write_if_due(shared.now(), &shared.agent.borrow());
 
-        let wake_at = shared.agent.borrow().next_wake().min(next_sample);
+        let mut wake_at = shared.agent.borrow().next_wake().min(next_sample);
+        if let Some(at) = metrics.due_at() {
+            wake_at = wake_at.min(at);
+        }
         let wake_instant = shared.at(wake_at);
         if timer_at != Some(wake_instant) {
             timer.set_at(wake_instant);
@@ -431,6 +443,7 @@ async fn main_loop(
                     render_status(&agent.status(now), unix_now_s(), out);
                     Ok(())
                 });
+                metrics.remove();
                 return Ok(());
             }
             Wake::Signal(SignalRequest::Reload) => match reload() {
@@ -445,6 +458,70 @@ async fn main_loop(
                 let agent = shared.agent.borrow();
                 render::summary(&agent.status(now), &mut |level, line| log!(level, "{line}"));
             }
+        }
+    }
+}
+
+/// The metrics file: rewritten after each status write, at most every [`METRICS_MIN_GAP_MS`]
+/// (a write held back by the gap goes out when it ends); removed on a clean stop, so that a
+/// stopped swandog does not leave figures that look alive.
+struct Metrics {
+    file: Option<SnapshotFile>,
+    log: Option<LogHandle>,
+    due: bool,
+    last: Option<Millis>,
+    error_logged: bool,
+}
+
+impl Metrics {
+    fn new(shell: &ShellSettings) -> Metrics {
+        Metrics {
+            file: shell.metrics_file.as_deref().map(SnapshotFile::new),
+            log: shell.log,
+            due: false,
+            last: None,
+            error_logged: false,
+        }
+    }
+
+    /// When a held-back write is due.
+    fn due_at(&self) -> Option<Millis> {
+        match (self.due, self.last) {
+            (true, Some(last)) => Some(last.saturating_add(METRICS_MIN_GAP_MS)),
+            (true, None) => Some(0),
+            (false, _) => None,
+        }
+    }
+
+    fn write_if_due(&mut self, now: Millis, agent: &Agent) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        if self.due_at().is_none_or(|at| now < at) {
+            return;
+        }
+        self.due = false;
+        self.last = Some(now);
+        let figures = ShellFigures {
+            cpu_us: own_cpu_us(),
+            syslog_dropped: self.log.map_or(0, |l| l.counters().dropped),
+        };
+        match file.write(|out| render_metrics(&agent.status(now), &figures, out)) {
+            Ok(()) => self.error_logged = false,
+            Err(e) if !self.error_logged => {
+                warn!(
+                    "cannot write metrics file {}: {e} (Prometheus will see stale figures)",
+                    file.path().display()
+                );
+                self.error_logged = true;
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn remove(&self) {
+        if let Some(file) = &self.file {
+            let _ = std::fs::remove_file(file.path());
         }
     }
 }

@@ -331,3 +331,29 @@ fn inittab_line_respawns_swandog_logging_to_syslog() {
         .collect();
     assert_eq!(entries, ["::respawn:/usr/sbin/swandog run --log syslog"]);
 }
+
+#[test]
+fn openwrt_script_passes_the_metrics_file_and_creates_its_directory() {
+    if !have_busybox() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("swandog-board-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = dir.join("prometheus/swandog.prom");
+    let uci = format!(
+        "UCI_main_enabled=1\nUCI_main_metrics_file='{}'",
+        file.display()
+    );
+    let (_, written) = procd_calls(&uci);
+    assert!(
+        written
+            .lines()
+            .any(|l| l == format!("metrics_file = \"{}\"", file.display())),
+        "{written}"
+    );
+    assert!(dir.join("prometheus").is_dir(), "directory not created");
+    std::fs::remove_dir_all(&dir).unwrap();
+    // The shipped UCI file points it where OpenWrt's collector looks.
+    let uci_file = std::fs::read_to_string(board_dir().join("openwrt/swandog.config")).unwrap();
+    assert!(uci_file.contains("\toption metrics_file '/var/prometheus/swandog.prom'"));
+}

@@ -490,6 +490,12 @@ fn uci_defaults_name_only_swandog_keys_with_their_defaults() {
         }
         let key =
             Key::from_name(name).unwrap_or_else(|| panic!("UCI option {name} is no swandog key"));
+        // On OpenWrt, metrics go where prometheus-node-exporter-lua's textfile collector looks.
+        if key == Key::MetricsFile {
+            assert_eq!(value, "/var/prometheus/swandog.prom");
+            seen += 1;
+            continue;
+        }
         assert_eq!(
             value,
             ValueText(&defaults, key).to_string(),
