@@ -22,7 +22,9 @@ use swandog::limits::{
     PROC_READ_BUFFER_BYTES, STATUS_FILE_MAX_BYTES, STATUS_WRITE_CHUNK_BYTES,
     VICI_RECV_BUFFER_BYTES, VICI_REQUEST_BUFFER_BYTES, WATCHED_CHILDREN_MAX,
 };
+use swandog::report::metrics::{render_metrics, ShellFigures};
 use swandog::report::render::{render_status, summary};
+use swandog::report::status::SnapshotFile;
 use swandog::sample::load::ReadError;
 use swandog::vici::client::ClientError;
 use swandog::vici::sa::{Conn, IkeSa, Name, ViewError};
@@ -388,6 +390,25 @@ fn a_long_replay_allocates_nothing_after_warm_up() {
     // The test's own copy of each status text (the shell streams it to its file through a
     // STATUS_WRITE_CHUNK_BYTES stack buffer instead): not part of swandog's heap.
     let status = String::with_capacity(STATUS_FILE_MAX_BYTES);
+    // The metrics file, written as `run.rs` writes it: streamed through the status file's
+    // STATUS_WRITE_CHUNK_BYTES stack buffer into a temporary file, renamed over the target.
+    let metrics_dir = std::env::temp_dir().join(format!("swandog-zg-{}", std::process::id()));
+    std::fs::create_dir_all(&metrics_dir).unwrap();
+    let metrics_file = SnapshotFile::new(&metrics_dir.join("swandog.prom"));
+    let mut metrics_writes = 0u64;
+    let mut write_metrics = |sim: &Sim, s: u64| {
+        // Every METRICS_MIN_GAP_MS (5 s), as often as the shell may.
+        if s % 5 == 0 {
+            let figures = ShellFigures {
+                cpu_us: s * 1_000,
+                syslog_dropped: 0,
+            };
+            metrics_file
+                .write(|out| render_metrics(&sim.agent.status(sim.now), &figures, out))
+                .unwrap();
+            metrics_writes += 1;
+        }
+    };
     // Everything from here on is counted: the agent and the buffers `run.rs` holds for the whole
     // run (the simulated charon's receive buffer stands for the event connection's, its
     // list-conns table for the worker's).
@@ -405,6 +426,7 @@ fn a_long_replay_allocates_nothing_after_warm_up() {
         second(
             &mut sim, s, &frames, &children, &conns, &settings, &mut tally,
         );
+        write_metrics(&sim, s);
     }
     let warm = heap();
     let warm_tally = tally;
@@ -416,9 +438,17 @@ fn a_long_replay_allocates_nothing_after_warm_up() {
         second(
             &mut sim, s, &frames, &children, &conns, &settings, &mut tally,
         );
+        write_metrics(&sim, s);
     }
     let after = heap();
     TRACKED.with(|t| t.set(false));
+    let metrics_text = std::fs::read_to_string(metrics_file.path()).unwrap();
+    std::fs::remove_dir_all(&metrics_dir).unwrap();
+    eprintln!(
+        "metrics file: {metrics_writes} writes, the last {} B in {} lines",
+        metrics_text.len(),
+        metrics_text.lines().count()
+    );
     drop((command_recv, request, proc_buf));
 
     let replayed = tally.inputs - warm_tally.inputs;
@@ -498,6 +528,16 @@ fn a_long_replay_allocates_nothing_after_warm_up() {
         WATCHED_CHILDREN_MAX,
         "the watch table is full"
     );
+
+    // The metrics file saw the full tables too: every watched child, DPD counts with both
+    // verdicts, the overflowing children counted as drops.
+    assert!(metrics_writes > 1000, "{metrics_writes}");
+    assert_eq!(
+        metrics_text.matches("swandog_child_up{").count(),
+        WATCHED_CHILDREN_MAX
+    );
+    assert!(metrics_text.contains("verdict=\"load-correlated\"} "));
+    assert!(!metrics_text.contains("swandog_dropped_total{what=\"table-overflow\"} 0\n"));
 
     // Nothing allocated after warm-up, and the high-water mark stayed put.
     assert_eq!(
