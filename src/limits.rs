@@ -139,8 +139,10 @@ pub const KEEPER_SUMMARY_AFTER_MS: [u64; 3] = [60_000, 600_000, 3_600_000];
 /// Interval of "still down" summaries after the last of `KEEPER_SUMMARY_AFTER_MS`.
 pub const KEEPER_SUMMARY_EVERY_MS: u64 = 6 * 3_600_000;
 
-/// Longest syslog line the agent builds (a DPD verdict with a 64-byte name is ~300 bytes).
-pub const LINE_MAX_BYTES: usize = 384;
+/// Longest syslog line the agent builds: a DPD verdict with a 64-byte name, PSI and its
+/// key=value figures is 409 bytes (`correlate::tests::longest_dpd_line_fits`), and with the
+/// RFC 3164 header it stays within `SYSLOG_LINE_MAX_BYTES`.
+pub const LINE_MAX_BYTES: usize = 448;
 /// Bytes of log lines waiting for the shell between two polls (3 bytes + the text each: about
 /// 50 typical lines, at least 10 of the longest); more are dropped and counted.
 pub const PENDING_LINE_BYTES: usize = 4096;

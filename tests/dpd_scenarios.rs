@@ -145,13 +145,15 @@ fn the_same_dpd_failure_gets_opposite_verdicts_with_and_without_load() {
     assert_eq!(
         loaded.lines[0],
         "con1: DPD failure [load-correlated]: box busy avg 98.0% peak 98.0%, 165 s of 165 s \
-         above 85%; DPD may need disabling on this tunnel, or the hardware is beyond its capacity"
+         above 85%; DPD may need disabling on this tunnel, or the hardware is beyond its capacity\
+         ; busy_avg_pct=98.0 busy_peak_pct=98.0 above_s=165.0 sampled_s=165.0 window_s=165.0"
     );
     assert_eq!(quiet.lines.len(), 1);
     assert_eq!(
         quiet.lines[0],
         "con1: DPD failure [not-load-correlated]: box busy avg 10.0% peak 10.0%, 0.0 s of 165 s \
-         above 85%; peer down or path blocked: check the peer and UDP 500/4500"
+         above 85%; peer down or path blocked: check the peer and UDP 500/4500\
+         ; busy_avg_pct=10.0 busy_peak_pct=10.0 above_s=0.0 sampled_s=165.0 window_s=165.0"
     );
 }
 

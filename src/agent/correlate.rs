@@ -23,7 +23,8 @@
 //! assert_eq!(
 //!     line,
 //!     "con1: DPD failure [load-correlated]: box busy avg 92.9% peak 99.0%, 41 s of 45 s above 85%\
-//!     ; DPD may need disabling on this tunnel, or the hardware is beyond its capacity"
+//!     ; DPD may need disabling on this tunnel, or the hardware is beyond its capacity\
+//!     ; busy_avg_pct=92.9 busy_peak_pct=99.0 above_s=41.0 sampled_s=45.0 window_s=45.0"
 //! );
 //! ```
 
@@ -172,7 +173,38 @@ pub fn format_dpd_line(ike: &str, v: &Verdict, out: &mut impl Write) -> fmt::Res
             )?;
         }
     }
-    write!(out, "; {}", v.advice())
+    write!(out, "; {}", v.advice())?;
+    // The same figures as key=value pairs, for remote syslog parsers (docs/OPERATING.md).
+    if v.covered_ms > 0 {
+        write!(
+            out,
+            "; busy_avg_pct={} busy_peak_pct={} above_s={}",
+            Decimal(v.busy_avg_permille.into()),
+            Decimal(v.busy_peak_permille.into()),
+            Decimal(v.above_ms / 100),
+        )?;
+    } else {
+        out.write_str(";")?;
+    }
+    write!(
+        out,
+        " sampled_s={} window_s={}",
+        Decimal(v.covered_ms / 100),
+        Decimal(v.window_ms / 100)
+    )?;
+    if let Some(psi) = v.psi_peak_centi {
+        write!(out, " psi_peak_pct={}", Decimal(u64::from(psi) / 10))?;
+    }
+    Ok(())
+}
+
+/// Tenths as a decimal with one digit: 929 → `92.9`.
+struct Decimal(u64);
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0 / 10, self.0 % 10)
+    }
 }
 
 /// Minimum DPD failures (both states together) before the rate ratio says anything.
@@ -452,7 +484,8 @@ mod tests {
         assert_eq!(
             line("con2", &v),
             "con2: DPD failure [not-load-correlated]: box busy avg 12.0% peak 12.0%, \
-             0.0 s of 45 s above 85%; peer down or path blocked: check the peer and UDP 500/4500"
+             0.0 s of 45 s above 85%; peer down or path blocked: check the peer and UDP 500/4500\
+             ; busy_avg_pct=12.0 busy_peak_pct=12.0 above_s=0.0 sampled_s=45.0 window_s=45.0"
         );
     }
 
@@ -481,7 +514,8 @@ mod tests {
             line("con1", &v),
             "con1: DPD failure [load-correlated]: box busy avg 60.0% peak 60.0%, 10 s of 10 s \
              above 85% busy or 40% cpu pressure (pressure peak 62%); DPD may need disabling on \
-             this tunnel, or the hardware is beyond its capacity"
+             this tunnel, or the hardware is beyond its capacity; busy_avg_pct=60.0 \
+             busy_peak_pct=60.0 above_s=10.0 sampled_s=10.0 window_s=10.0 psi_peak_pct=62.0"
         );
     }
 
@@ -497,8 +531,29 @@ mod tests {
         assert_eq!(
             line("con1", &v),
             "con1: DPD failure [not-load-correlated]: no load samples cover the 4.0 s before it\
-             ; peer down or path blocked: check the peer and UDP 500/4500"
+             ; peer down or path blocked: check the peer and UDP 500/4500; sampled_s=0.0 window_s=4.0"
         );
+    }
+
+    #[test]
+    fn longest_dpd_line_fits() {
+        // A 64-byte name, a stretched window and PSI: every part of the line at its longest.
+        let mut v = verdict(
+            &history(&[(1000, Some(10_000)); 45]),
+            0,
+            45_000,
+            &LoadThresholds::default(),
+        );
+        v.window_ms = 86_400_000;
+        let name = "n".repeat(crate::limits::NAME_MAX_BYTES);
+        let text = line(&name, &v);
+        assert!(text.ends_with(" psi_peak_pct=100.0"), "{text}");
+        assert!(
+            text.len() <= crate::limits::LINE_MAX_BYTES,
+            "{} {text}",
+            text.len()
+        );
+        eprintln!("longest DPD line: {} bytes", text.len());
     }
 
     #[test]
