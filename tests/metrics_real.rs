@@ -369,6 +369,31 @@ fn real_node_exporter_and_prometheus_fire_and_clear_the_tunnel_down_alert() {
         "{during}"
     );
 
+    // swandog keeps trying; each failed attempt is counted with charon's reason.
+    let failures = "swandog_child_failures_total{cause=\"no-reply\",child=\"con2_1\"}";
+    let counted = wait_for(Duration::from_secs(30), || {
+        value_of(&scrape(ne_port), failures).is_some_and(|n| n >= 1.0)
+    });
+    let before_heal = scrape(ne_port);
+    assert!(
+        counted.is_some(),
+        "no failed attempt of con2_1 counted as no-reply:\n{}\n{}",
+        swandog_lines(&before_heal),
+        agent.log()
+    );
+    assert!(tunnel_down_firing(prom_port, "con2_1"));
+    eprintln!(
+        "node exporter scrape {:?} after the break, alert firing:\n{}",
+        broke.elapsed(),
+        swandog_lines(&before_heal)
+    );
+    if let Some((_, body)) = http_get(
+        prom_port,
+        &format!("/api/v1/query?query={}", url_encode("ALERTS")),
+    ) {
+        eprintln!("GET /api/v1/query?query=ALERTS:\n{body}");
+    }
+
     // Heal: swandog brings the children back, the alert clears.
     let healed = Instant::now();
     lab.must(&["heal"]);
@@ -406,6 +431,12 @@ fn real_node_exporter_and_prometheus_fire_and_clear_the_tunnel_down_alert() {
         value_of(&after, "swandog_reinitiations_total{child=\"con2_1\"}").is_some(),
         "{after}"
     );
+    // The verdict and cause lines of this run (docs/OPERATING.md quotes them).
+    for l in agent.log().lines().filter(|l| {
+        l.contains("DPD failure [") || l.contains(": down (") || l.contains("re-initiation failed")
+    }) {
+        eprintln!("swandog: {l}");
+    }
     drop(agent);
     // A clean stop takes the file away: a stopped swandog leaves no live-looking figures.
     assert!(!prom_file.exists(), "metrics file left after SIGTERM");

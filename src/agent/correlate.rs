@@ -181,7 +181,7 @@ pub fn format_dpd_line(ike: &str, v: &Verdict, out: &mut impl Write) -> fmt::Res
             "; busy_avg_pct={} busy_peak_pct={} above_s={}",
             Decimal(v.busy_avg_permille.into()),
             Decimal(v.busy_peak_permille.into()),
-            Decimal(v.above_ms / 100),
+            Decimal(tenths(v.above_ms)),
         )?;
     } else {
         out.write_str(";")?;
@@ -189,13 +189,18 @@ pub fn format_dpd_line(ike: &str, v: &Verdict, out: &mut impl Write) -> fmt::Res
     write!(
         out,
         " sampled_s={} window_s={}",
-        Decimal(v.covered_ms / 100),
-        Decimal(v.window_ms / 100)
+        Decimal(tenths(v.covered_ms)),
+        Decimal(tenths(v.window_ms))
     )?;
     if let Some(psi) = v.psi_peak_centi {
         write!(out, " psi_peak_pct={}", Decimal(u64::from(psi) / 10))?;
     }
     Ok(())
+}
+
+/// Milliseconds in tenths of a second, rounded as [`Seconds`] rounds them.
+fn tenths(ms: u64) -> u64 {
+    ms.saturating_add(50) / 100
 }
 
 /// Tenths as a decimal with one digit: 929 → `92.9`.

@@ -81,15 +81,16 @@ fn sample(
     writeln!(out, " {value}")
 }
 
-/// A fraction `n / d` printed with `digits` decimals, integers only (`Frac(875, 1000)` = 0.875).
+/// A fraction `n / d` (`d` at most 10^6) with six decimals, integers only:
+/// `Frac(875, 1000)` is `0.875000`. Six decimals are finer than any figure swandog measures
+/// (permille, centi-percent, microseconds).
 struct Frac(u64, u64);
 
 impl fmt::Display for Frac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (n, d) = (self.0, self.1.max(1));
-        // Six decimals: finer than any figure swandog measures (permille, centi-percent).
-        let micro = (u128::from(n % d) * 1_000_000 / u128::from(d)) as u64;
-        write!(f, "{}.{:06}", n / d, micro)
+        let d = self.1.clamp(1, 1_000_000);
+        // n % d < 10^6, so the product stays below 10^12: no 128-bit division needed.
+        write!(f, "{}.{:06}", self.0 / d, self.0 % d * 1_000_000 / d)
     }
 }
 
