@@ -1,4 +1,5 @@
-//! How swandog speaks: syslog lines and the status snapshot.
+//! How swandog speaks: syslog lines, the status snapshot and the metrics file, all rendered from
+//! the agent's status view ([`crate::agent::status`]).
 
 pub mod localtime;
 pub mod metrics;

@@ -1,8 +1,9 @@
 //! The status snapshot: written atomically by the running agent, read by `swandog status`.
 //!
 //! The file holds one JSON line (what `swandog status --json` prints) followed by the human form
-//! (what `swandog status` prints), both made by the agent at the same moment, so the reader needs
-//! no parser. It is written to a fresh temporary file beside the target (created exclusively,
+//! (what `swandog status` prints), both rendered from one status view of the agent
+//! ([`render`](super::render)), so the reader needs no parser. The metrics file uses the same
+//! atomic, chunked writer ([`SnapshotFile`]). It is written to a fresh temporary file beside the target (created exclusively,
 //! never following a symlink, mode 0644) and renamed over it.
 //!
 //! ```
