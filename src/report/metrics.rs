@@ -236,6 +236,26 @@ pub fn render_metrics(
     ] {
         sample(out, "swandog_vici_errors_total", &[("kind", kind)], n)?;
     }
+    for (name, help, value) in [
+        (
+            "swandog_watch_names_missing",
+            "Names in `watch` that charon's configuration lacks (as of the last list-conns).",
+            c.watch_names_missing,
+        ),
+        (
+            "swandog_watch_left_out",
+            "Children the watch plan would keep beyond swandog's watch list capacity (not kept).",
+            c.watch_left_out,
+        ),
+        (
+            "swandog_children_unconfigured",
+            "Watched children set aside because charon's configuration no longer has them.",
+            c.children_unconfigured,
+        ),
+    ] {
+        family(out, name, "gauge", help)?;
+        sample(out, name, &[], value)?;
+    }
     family(
         out,
         "swandog_load_sample_errors_total",
