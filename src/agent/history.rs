@@ -1,5 +1,5 @@
 //! A fixed ring of recent [`LoadSample`]s and the window queries the verdict and the status
-//! sparkline need.
+//! need.
 //!
 //! Each sample is stored in 8 bytes: its end time as the step from the previous sample in
 //! centiseconds (so times telescope exactly, whatever the interval), busy and PSI as they came,
@@ -176,21 +176,6 @@ impl LoadHistory {
             .max()
     }
 
-    /// The last `last` samples in (at most) `buckets` groups of consecutive samples, oldest
-    /// first, each with its peak busy: the points of a status sparkline.
-    pub fn sparkline(&self, last: usize, buckets: usize) -> Sparkline<'_> {
-        let take = last.min(self.len);
-        let mut samples = self.samples();
-        for _ in 0..self.len - take {
-            samples.next();
-        }
-        Sparkline {
-            samples,
-            per_bucket: take.div_ceil(buckets.max(1)).max(1),
-            left: if buckets == 0 { 0 } else { take },
-        }
-    }
-
     /// Samples with how many milliseconds of their interval fall inside `[from, to]` (> 0).
     fn overlapping(
         &self,
@@ -244,49 +229,6 @@ impl Iterator for Samples<'_> {
             self.at_cs += u64::from(self.history.slot(self.index).span_cs);
         }
         Some(sample)
-    }
-}
-
-/// One sparkline point: the peak busy of a group of consecutive samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SparkPoint {
-    /// Start of the group's first sample.
-    pub from: Millis,
-    /// End of the group's last sample.
-    pub to: Millis,
-    /// Highest busy in the group.
-    pub busy_peak_permille: u16,
-}
-
-/// Iterator of [`SparkPoint`]s from [`LoadHistory::sparkline`].
-#[derive(Debug, Clone)]
-pub struct Sparkline<'a> {
-    samples: Samples<'a>,
-    per_bucket: usize,
-    left: usize,
-}
-
-impl Iterator for Sparkline<'_> {
-    type Item = SparkPoint;
-
-    fn next(&mut self) -> Option<SparkPoint> {
-        if self.left == 0 {
-            return None;
-        }
-        let first = self.samples.next()?;
-        self.left -= 1;
-        let mut point = SparkPoint {
-            from: first.at - u64::from(first.span_ms),
-            to: first.at,
-            busy_peak_permille: first.busy_permille,
-        };
-        for _ in 1..self.per_bucket.min(self.left + 1) {
-            let Some(s) = self.samples.next() else { break };
-            self.left -= 1;
-            point.to = s.at;
-            point.busy_peak_permille = point.busy_peak_permille.max(s.busy_permille);
-        }
-        Some(point)
     }
 }
 
@@ -426,19 +368,5 @@ mod tests {
         }
         assert_eq!(h.psi_peak_centi(0, 5_000), Some(6_200));
         assert_eq!(h.psi_peak_centi(3_000, 4_000), Some(300));
-    }
-
-    #[test]
-    fn sparkline_downsamples_the_latest_samples_to_bucket_peaks() {
-        let h = history(&[100, 200, 300, 900, 500, 600, 700]);
-        let points: Vec<SparkPoint> = h.sparkline(6, 3).collect();
-        let peaks: Vec<u16> = points.iter().map(|p| p.busy_peak_permille).collect();
-        assert_eq!(peaks, [300, 900, 700]);
-        assert_eq!((points[0].from, points[0].to), (1_000, 3_000));
-        assert_eq!(points[2].to, 7_000);
-        assert_eq!(h.sparkline(100, 100).count(), 7);
-        assert_eq!(h.sparkline(7, 2).count(), 2);
-        assert_eq!(h.sparkline(7, 0).count(), 0);
-        assert_eq!(LoadHistory::new().sparkline(10, 5).count(), 0);
     }
 }

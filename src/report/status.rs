@@ -41,15 +41,17 @@ fn temp_path(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
-/// Writes `contents` to `target` atomically: a reader sees the old file or the new one, whole.
-///
-/// The temporary file is created with `O_EXCL | O_NOFOLLOW`, so a planted file or symlink under
-/// its name is removed (unlinking a symlink never touches what it points to) rather than written
-/// through; `rename` replaces a symlink at `target` instead of following it.
-pub fn write_atomic(target: &Path, contents: &[u8]) -> io::Result<()> {
+/// Writes `contents` to `target` the way [`SnapshotFile`] does, from one buffer (tests only:
+/// swandog streams its files).
+#[cfg(test)]
+fn write_atomic(target: &Path, contents: &[u8]) -> io::Result<()> {
     replace(target, &temp_path(target), |file| file.write_all(contents))
 }
 
+/// Replaces `target` atomically: a reader sees the old file or the new one, whole. The temporary
+/// file is created with `O_EXCL | O_NOFOLLOW`, so a planted file or symlink under its name is
+/// removed (unlinking a symlink never touches what it points to) rather than written through;
+/// `rename` replaces a symlink at `target` instead of following it.
 fn replace(
     target: &Path,
     tmp: &Path,
@@ -81,7 +83,7 @@ fn replace(
 
 /// The snapshot file of a running agent: written as often as the status changes, so its paths
 /// are built once and the text is streamed to the file through a small stack buffer, never
-/// collected in memory (with full tables it is ~30 KiB). Same guarantees as [`write_atomic`].
+/// collected in memory (with full tables it is ~30 KiB). Same guarantees as `replace`: a reader sees the old file or the new one, whole.
 ///
 /// ```
 /// use core::fmt::Write;
