@@ -37,6 +37,7 @@ mod lines;
 pub mod plan;
 pub mod role;
 pub mod status;
+pub mod table;
 pub mod throttle;
 pub mod units;
 

@@ -32,6 +32,7 @@ use core::fmt;
 
 use heapless::Vec;
 
+use super::table::Table;
 use crate::limits::{NAME_MAX_BYTES, ROUTE_BASED_CONFIGURED_MAX, WATCHED_CHILDREN_MAX};
 use crate::vici::sa::{Conn, Name};
 
@@ -84,7 +85,8 @@ struct NameState {
 /// The operator's `watch` names, matched against one `list-conns` at a time.
 #[derive(Debug, Clone, Default)]
 pub struct WatchNames {
-    names: Vec<NameState, WATCHED_CHILDREN_MAX>,
+    /// Sized to the names given (at most `WATCHED_CHILDREN_MAX`, the config's limit).
+    names: Table<NameState>,
     /// Children the configuration files (swanctl.conf and its includes) make route-based: with
     /// no names, they are watched from the first listing, up or not.
     configured: RouteBasedSet,
@@ -131,7 +133,12 @@ impl WatchNames {
     /// The names of `watch` (each may hold several, comma-separated; blanks and repeats are
     /// dropped). More than `WATCHED_CHILDREN_MAX` cannot come: the config refuses them.
     pub fn new(watch: &[Name]) -> WatchNames {
-        let mut names: Vec<NameState, WATCHED_CHILDREN_MAX> = Vec::new();
+        let given = watch
+            .iter()
+            .flat_map(|n| n.split(','))
+            .filter(|n| !n.trim().is_empty());
+        let mut names: Table<NameState> =
+            Table::with_capacity(given.count().min(WATCHED_CHILDREN_MAX));
         for name in watch.iter().flat_map(|n| n.split(',')).map(str::trim) {
             if name.is_empty() || names.iter().any(|s| s.name == name) {
                 continue;
