@@ -272,6 +272,7 @@ impl Drop for KillOnDrop {
 fn lines_logged_before_syslogd_exists_arrive_once_it_appears_at_their_own_level() {
     let Some(unshare_args) = namespace_args() else {
         eprintln!("SKIPPED: needs busybox and `unshare -m` (root or user namespaces)");
+        assert!(std::env::var_os("SWANDOG_REQUIRE_REAL").is_none(), "needs busybox and `unshare -m`: a failure, not a skip, under SWANDOG_REQUIRE_REAL (scripts/test.sh)");
         return;
     };
     let dir = std::env::temp_dir().join(format!("swandog-syslogd-late-{}", std::process::id()));

@@ -1134,10 +1134,11 @@ mod tests {
     fn full_socket_buffer_holds_lines_instead_of_blocking_then_counts_them_lost() {
         let dir = test_dir("full");
         let path = dir.join("log");
-        let _server = UnixDatagram::bind(&path).unwrap(); // never reads
-                                                          // The sends run on their own thread and must be done within the bound: a blocking send
-                                                          // fails the test instead of hanging it. The bound only has to be finite; it is wide
-                                                          // because a debug build under qemu on a loaded machine takes several seconds.
+        // A server that never reads. The sends run on their own thread and must be done within
+        // the bound: a blocking send fails the test instead of hanging it. The bound only has to
+        // be finite; it is wide because a debug build under qemu on a loaded machine takes
+        // several seconds.
+        let _server = UnixDatagram::bind(&path).unwrap();
         let (done, result) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let l = SyslogLogger::new(&path, Facility::Daemon);
