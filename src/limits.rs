@@ -27,10 +27,10 @@ pub const BUDGET_PEAK_RSS_KIB: u64 = 1024;
 /// measured 1.9-2.3 s/h over 60 s (cross/bench.sh, BENCHMARKS.md); ~3x that for a loaded CI box.
 pub const BUDGET_CPU_MS_PER_HOUR: u64 = 7_000;
 /// Stripped static release binaries (cross/build.sh) per target: today's size plus ~1 %, so
-/// growth needs a conscious change here. x86_64 musl measured 395 672 B (cross/build.sh
-/// x86_64-unknown-linux-musl on main a860f34; 390 424 B on 52d6ca8); the router targets measured
+/// growth needs a conscious change here. x86_64 musl measured 408 040 B (cross/build.sh
+/// x86_64-unknown-linux-musl on main f24aad0; 390 424 B on 52d6ca8); the router targets measured
 /// on commit 3f2736f (cross/README.md's table; re-measure with cross/build.sh when that table is).
-pub const BUDGET_STRIPPED_BYTES_X86_64: u64 = 400_000;
+pub const BUDGET_STRIPPED_BYTES_X86_64: u64 = 412_000;
 /// See [`BUDGET_STRIPPED_BYTES_X86_64`]: armv7 measured 394 148 B.
 pub const BUDGET_STRIPPED_BYTES_ARMV7: u64 = 400_000;
 /// See [`BUDGET_STRIPPED_BYTES_X86_64`]: aarch64 measured 369 688 B.
