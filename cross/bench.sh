@@ -22,20 +22,28 @@
 #   6. checks --nice (field 19 of /proc/PID/stat) and prints the ratio, binary sizes, machine
 #   7. appends everything to BENCHMARKS.md (date, machine, the command)
 #
-# Environment: SWANDOG_BENCH_LAB (lab name, default bench), SWANDOG_BENCH_NO_APPEND=1 (print only),
+# Environment: SWANDOG_BENCH_LAB (lab name, default bench<pid>: runs at once never share a lab), SWANDOG_BENCH_NO_APPEND=1 (print only),
 # SWANDOG_BENCH_SKIP_BUILD=1 (use target/release/swandog as is).
 # CPU figures are noisy when other jobs run: the script prints the load average before and after.
+# Rows over a budget (src/limits.rs BUDGET_*; they apply to the static build) say "over budget";
+# a detection that times out is a failure, not a missing sample: the script then exits non-zero
+# (after printing and appending its figures).
 set -euo pipefail
 
 SECS=${1:-60}
 case $SECS in ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2;; esac
-LAB=${SWANDOG_BENCH_LAB:-bench}
+LAB=${SWANDOG_BENCH_LAB:-bench$$}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LABSH=$REPO/tests/lab/lab.sh
 CHILDREN=(con1 con2_1 con2_2)
 WARMUP_S=5
 LATENCY_TRIES=3
 HZ=$(getconf CLK_TCK)
+# budget NAME: `pub const NAME: T = N;` from src/limits.rs, the one place budgets live.
+budget() { sed -n "s/^pub const $1: [a-z0-9]* = \([0-9_]*\);.*/\1/p" "$REPO/src/limits.rs" | tr -d _ | grep .; }
+BUDGET_ANON=$(budget BUDGET_ANON_KIB)
+BUDGET_RSS=$(budget BUDGET_PEAK_RSS_KIB)
+BUDGET_CPU_MS_H=$(budget BUDGET_CPU_MS_PER_HOUR)
 
 [ "$(id -u)" = 0 ] || { echo "$0: must run as root (network namespaces)" >&2; exit 1; }
 command -v /usr/bin/time >/dev/null || { echo "$0: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
@@ -112,6 +120,17 @@ latency() {
     echo "${out[*]}"
 }
 median() { tr ' ' '\n' | grep -v timeout | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "n/a"}'; }
+timeouts() { tr ' ' '\n' | grep -c timeout || true; }
+# over_budget INDEX: what of swandog row INDEX is over its budget (static build only), or "".
+over_budget() {
+    local i=$1 out=()
+    [[ ${LABELS[$i]} == *static* ]] || return 0
+    ((R[$i,anon] > BUDGET_ANON)) && out+=("anon > $BUDGET_ANON KiB")
+    ((R[$i,hwm] > BUDGET_RSS)) && out+=("peak RSS > $BUDGET_RSS KiB")
+    awk -v c="${R[$i,cpu_s_h]}" -v b="$BUDGET_CPU_MS_H" 'BEGIN {exit !(c * 1000 > b)}' && out+=("CPU > $BUDGET_CPU_MS_H ms/h")
+    ((${#out[@]})) && echo "**over budget: $(IFS=,; echo "${out[*]}")**"
+    return 0
+}
 
 # ------------------------------------------------------------------ build and lab
 cd "$REPO"
@@ -262,18 +281,19 @@ report() {
     echo "|---|---|---|---|---|---|---|"
     local i
     for i in "${!BINS[@]}"; do
-        echo "| swandog run, ${LABELS[$i]} | ${R[$i,cpu_s_h]} (schedstat; ticks: ${R[$i,cpu_s_h_ticks]}) | ${R[$i,cpu_ticks]} in ${R[$i,wall_s]} s | ${R[$i,charon_ticks]} | ${R[$i,private_dirty]} / ${R[$i,anon]} | ${R[$i,hwm]} | ${R[$i,latency]} (${R[$i,latencies]}) |"
+        echo "| swandog run, ${LABELS[$i]} $(over_budget "$i") | ${R[$i,cpu_s_h]} (schedstat; ticks: ${R[$i,cpu_s_h_ticks]}) | ${R[$i,cpu_ticks]} in ${R[$i,wall_s]} s | ${R[$i,charon_ticks]} | ${R[$i,private_dirty]} / ${R[$i,anon]} | ${R[$i,hwm]} | ${R[$i,latency]} (${R[$i,latencies]})$(timed_out "${R[$i,latencies]}") |"
     done
     for i in 0 1; do
-        echo "| shell watchdog (sh + swanctl --list-sas + grep, every ${S[$i,period]} s) | ${S[$i,cpu_s_h]} (incl. children) | ${S[$i,ticks]} in ${S[$i,wall_s]} s | ${S[$i,charon_ticks]} | - | ${S[$i,hwm]} (sh and all its children, /usr/bin/time -v) | ${S[$i,latency]} (${S[$i,latencies]}) |"
+        echo "| shell watchdog (sh + swanctl --list-sas + grep, every ${S[$i,period]} s) | ${S[$i,cpu_s_h]} (incl. children) | ${S[$i,ticks]} in ${S[$i,wall_s]} s | ${S[$i,charon_ticks]} | - | ${S[$i,hwm]} (sh and all its children, /usr/bin/time -v) | ${S[$i,latency]} (${S[$i,latencies]})$(timed_out "${S[$i,latencies]}") |"
     done
     echo
-    echo "* CPU ratio shell watchdog / swandog (host build) at equal latency (shell every ${S[0,period]} s = swandog's median detection latency): **$(ratio "${S[0,cpu_s_h]}" "${R[0,cpu_s_h]}")x** (budget: >= 100x)."
+    local r0; r0=$(ratio "${S[0,cpu_s_h]}" "${R[0,cpu_s_h]}")
+    echo "* CPU ratio shell watchdog / swandog (host build) at equal latency (shell every ${S[0,period]} s = swandog's median detection latency): **${r0}x** (budget: >= 100x)$([[ $r0 != inf ]] && ((r0 < 100)) && echo " **over budget**")."
     echo "* Same with the shell checking once a second (it then detects $(ratio "${S[1,latency]}" "${R[0,latency]}")x later than swandog): **$(ratio "${S[1,cpu_s_h]}" "${R[0,cpu_s_h]}")x**."
     echo "* swandog's own view (status file, getrusage over its 60 s window): own_cpu_percent ${R[0,own_cpu]} %, pace ${R[0,pace]}."
     echo "* swandog threads: ${R[0,threads]}; thread wake-ups ${R[0,wakeups]}/s in the period (charon's VICI log events, load samples, timers; log lines written: ${R[0,events]}); after the latency runs: VmHWM ${R[0,hwm_after]} KiB, Anonymous ${R[0,anon_after]} KiB."
     echo "* --nice 10 applied: /proc/PID/stat field 19 = $NICE."
-    echo "* Budgets (host x86_64): anon <= 256 KiB, peak RSS <= 1024 KiB, CPU >= 100x below the shell watchdog."
+    echo "* Budgets (src/limits.rs; for the static build): anon <= $BUDGET_ANON KiB, peak RSS <= $BUDGET_RSS KiB, CPU <= $BUDGET_CPU_MS_H ms/hour and >= 100x below the shell watchdog."
     echo "* Stripped release binary (host x86_64 glibc): $SIZE_HOST bytes ($((SIZE_HOST / 1024)) KiB)."
     local f
     for f in "$REPO"/dist/swandog-*; do
@@ -281,6 +301,14 @@ report() {
     done
     echo
 }
+# A detection that timed out fails the run (any row), and so does a static row over budget.
+timed_out() { local n; n=$(echo "$1" | timeouts); ((n == 0)) || echo " **FAILED: $n detection timeout(s)**"; }
+FAILURES=0
+for i in "${!BINS[@]}"; do
+    [ -z "$(timed_out "${R[$i,latencies]}")" ] || FAILURES=$((FAILURES + 1))
+    [ -z "$(over_budget "$i")" ] || FAILURES=$((FAILURES + 1))
+done
+for i in 0 1; do [ -z "$(timed_out "${S[$i,latencies]}")" ] || FAILURES=$((FAILURES + 1)); done
 report
 if [ -z "${SWANDOG_BENCH_NO_APPEND:-}" ]; then
     if [ ! -e "$REPO/BENCHMARKS.md" ]; then
@@ -288,4 +316,8 @@ if [ -z "${SWANDOG_BENCH_NO_APPEND:-}" ]; then
     fi
     report >> "$REPO/BENCHMARKS.md"
     echo "appended to BENCHMARKS.md" >&2
+fi
+if ((FAILURES)); then
+    echo "bench: FAILED: $FAILURES row(s) with a detection timeout or over budget" >&2
+    exit 1
 fi

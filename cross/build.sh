@@ -39,7 +39,10 @@ cargo zigbuild --release --locked --bin swandog "${target_args[@]}" "${BUILD_STD
 echo "build: $((SECONDS - start)) s for ${#targets[@]} target(s)"
 
 mkdir -p dist
-budget_kib=400   # issue 3: mipsel <= 400 KiB stripped
+# Ceilings and the mipsel goal live in src/limits.rs (BUDGET_STRIPPED_*).
+budget() { sed -n "s/^pub const $1: [a-z0-9]* = \([0-9_]*\);.*/\1/p" src/limits.rs | tr -d _; }
+goal_kib=$(budget BUDGET_STRIPPED_GOAL_KIB_MIPSEL)
+over=()
 printf '\n%-34s %10s %8s  %s\n' target bytes KiB linkage
 for t in "${targets[@]}"; do
     src=$TARGET_DIR/$t/release/swandog
@@ -52,6 +55,14 @@ for t in "${targets[@]}"; do
     link=$(file -b "$dst" | grep -o 'statically linked\|dynamically linked\|static-pie linked' || echo '?')
     note=""
     [[ $link == "dynamically linked" ]] && { echo "error: $dst is dynamically linked" >&2; exit 1; }
-    if [[ $t == mipsel-* ]] && ((size > budget_kib * 1024)); then note="  (over the ${budget_kib} KiB budget)"; fi
+    if [[ $t == mipsel-* ]] && ((size > goal_kib * 1024)); then note="  (over the ${goal_kib} KiB goal)"; fi
+    arch=${t%%-*} ceiling=$(budget "BUDGET_STRIPPED_BYTES_${arch^^}")
+    if [[ -z $ceiling ]] || ((size > ceiling)); then
+        note+="  OVER BUDGET (ceiling ${ceiling:-missing} B, src/limits.rs)"; over+=("$t")
+    fi
     printf '%-34s %10d %8d  %s%s\n' "$t" "$size" "$((size / 1024))" "$link" "$note"
 done
+if ((${#over[@]})); then
+    echo "error: stripped size over its ceiling: ${over[*]} (raise BUDGET_STRIPPED_BYTES_* in src/limits.rs only on purpose)" >&2
+    exit 1
+fi

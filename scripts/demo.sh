@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-LAB=demo
+LAB=demo$$   # per run: a second demo or a test suite never shares its lab
 OUT=$(mktemp -d /tmp/swandog-demo.XXXXXX)
 SWANDOG=target/release/swandog
 pid=

@@ -77,6 +77,11 @@ impl Record {
     }
 }
 
+/// `items` is not empty and every one passes (`.all()` alone holds for an empty list).
+fn every<T>(items: &[T], f: impl FnMut(&T) -> bool) -> bool {
+    !items.is_empty() && items.iter().all(f)
+}
+
 fn gaps(times: &[Millis]) -> Vec<Millis> {
     times.windows(2).map(|w| w[1] - w[0]).collect()
 }
@@ -103,13 +108,12 @@ fn load_spike_stretches_sampling_and_list_sas_polls_and_they_return_after_it() {
 
     sim.busy_permille = QUIET;
     sim.run_until(300_000, &mut r.obs());
-    assert!(r
-        .sample_gaps_between(10_000, 300_000)
-        .iter()
-        .all(|&g| g == base.sample_interval_ms));
+    assert!(every(&r.sample_gaps_between(10_000, 300_000), |&g| {
+        g == base.sample_interval_ms
+    }));
     let polls = r.list_sas_between(1, 300_000);
     assert!(
-        gaps(&polls).iter().all(|&g| g == base.poll_interval_ms),
+        every(&gaps(&polls), |&g| g == base.poll_interval_ms),
         "{polls:?}"
     );
     assert_eq!(pace_in(&r.statuses.last().unwrap().1), "normal");
@@ -126,7 +130,7 @@ fn load_spike_stretches_sampling_and_list_sas_polls_and_they_return_after_it() {
     );
     let stretched = r.sample_gaps_between(310_000, 900_000);
     assert!(
-        stretched.iter().all(|&g| g == 2 * base.sample_interval_ms),
+        every(&stretched, |&g| g == 2 * base.sample_interval_ms),
         "sampling every 2 s while busy: {stretched:?}"
     );
     let polls = r.list_sas_between(310_000, 900_000);
@@ -157,10 +161,10 @@ fn load_spike_stretches_sampling_and_list_sas_polls_and_they_return_after_it() {
         "normal after 10 quiet samples, at {}",
         back[0]
     );
-    assert!(r
-        .sample_gaps_between(back[0] + 1, 1_500_000)
-        .iter()
-        .all(|&g| g == base.sample_interval_ms));
+    assert!(every(
+        &r.sample_gaps_between(back[0] + 1, 1_500_000),
+        |&g| { g == base.sample_interval_ms }
+    ));
     // The poll scheduled at the slow pace runs, then the normal interval is back.
     let polls = r.list_sas_between(back[0] + base.poll_interval_ms * base.stretch, 1_500_000);
     assert!(
@@ -206,7 +210,7 @@ fn deferred_summary_and_status_writes_happen_later_not_never() {
         "{} writes: {writes:?}",
         writes.len()
     );
-    assert!(gaps(&writes).iter().all(|&g| g <= 60_000), "{writes:?}");
+    assert!(every(&gaps(&writes), |&g| g <= 60_000), "{writes:?}");
 
     // The load ends: the next deferred summary goes out as soon as the pace is normal again.
     let next_due = summaries.last().unwrap() + 600_000;

@@ -18,6 +18,7 @@ fn have_busybox() -> bool {
         .is_ok_and(|s| s.success());
     if !found {
         eprintln!("SKIPPED: busybox not installed");
+        assert!(std::env::var_os("SWANDOG_REQUIRE_REAL").is_none(), "busybox not installed: a failure, not a skip, under SWANDOG_REQUIRE_REAL (scripts/test.sh)");
     }
     found
 }

@@ -209,8 +209,7 @@ fn skip(test: &str) -> bool {
         return true;
     }
     if !have_busybox() {
-        eprintln!("SKIPPED {test}: busybox not installed");
-        return true;
+        return common::skip_real(test, "busybox not installed");
     }
     false
 }

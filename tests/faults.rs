@@ -156,7 +156,7 @@ fn length_prefix_over_512_kib_is_refused_and_frames_over_the_buffer_are_skipped(
     let (fake, mut agent) = healthy_start("oversz", &[]);
     let links_before = fake.event_connections().len();
 
-    // Legal VICI, too big for swandog's 64 KiB buffer: skipped whole, the connection kept.
+    // Legal VICI, too big for swandog's 16 KiB buffer (VICI_RECV_BUFFER_BYTES): skipped whole, the connection kept.
     fake.set_mode(Mode::BigFrames);
     agent.wait("big frames skipped", SETTLE, |a| {
         a.counter("wire_faults") >= 8

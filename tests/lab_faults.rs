@@ -286,7 +286,10 @@ fn dev_log_gone_and_back_holds_lines_meanwhile_never_blocks_and_logging_resumes(
             .status()
             .is_ok_and(|s| s.success());
     if !usable {
-        eprintln!("SKIPPED: needs busybox and `unshare -m` (root)");
+        common::skip_real(
+            "dev_log_gone_and_back_loses_lines_meanwhile_but_never_blocks_and_logging_resumes",
+            "needs busybox and `unshare -m` (root)",
+        );
         return;
     }
     let dir = test_dir("devlog");

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::lab_disabled;
+use common::{lab_disabled, lab_run_name};
 
 #[test]
 fn short_soak_of_breaks_heals_and_load_ends_with_every_child_up_and_memory_flat() {
@@ -17,7 +17,8 @@ fn short_soak_of_breaks_heals_and_load_ends_with_every_child_up_and_memory_flat(
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soak.sh");
     let out = Command::new(script)
         .env("SOAK_SECONDS", "75")
-        .env("SOAK_LAB", "soakci")
+        // Per run, like every lab of the suite: two suites at once never share it.
+        .env("SOAK_LAB", lab_run_name("soak"))
         .env("SOAK_SEED", "8")
         .env("SWANDOG_BIN", env!("CARGO_BIN_EXE_swandog"))
         .output()

@@ -174,6 +174,7 @@ fn test_dir() -> PathBuf {
 fn lines_reach_a_real_syslogd_formatted_and_come_back_after_it_restarts() {
     let Some(unshare_args) = namespace_args() else {
         eprintln!("SKIPPED: needs busybox and `unshare -m` (root or user namespaces)");
+        assert!(std::env::var_os("SWANDOG_REQUIRE_REAL").is_none(), "needs busybox and `unshare -m`: a failure, not a skip, under SWANDOG_REQUIRE_REAL (scripts/test.sh)");
         return;
     };
     // Set before the logger reads it; this binary holds one test, so no other thread reads env.
@@ -271,6 +272,7 @@ impl Drop for KillOnDrop {
 fn lines_logged_before_syslogd_exists_arrive_once_it_appears_at_their_own_level() {
     let Some(unshare_args) = namespace_args() else {
         eprintln!("SKIPPED: needs busybox and `unshare -m` (root or user namespaces)");
+        assert!(std::env::var_os("SWANDOG_REQUIRE_REAL").is_none(), "needs busybox and `unshare -m`: a failure, not a skip, under SWANDOG_REQUIRE_REAL (scripts/test.sh)");
         return;
     };
     let dir = std::env::temp_dir().join(format!("swandog-syslogd-late-{}", std::process::id()));

@@ -814,6 +814,14 @@ mod tests {
     fn tracker_size_is_small() {
         let size = core::mem::size_of::<DpdTracker>();
         println!("size_of::<DpdTracker>() = {size} bytes for {DPD_TRACKED_IKES_MAX} IKE_SAs");
+        // Per IKE_SA its name plus at most 48 bytes of bookkeeping (the name's length and three
+        // timestamps); measured 1 680 B on x86_64 (this test, `-- --nocapture`), less on 32-bit
+        // targets. Fails on a table that grows by accident (a heap type, a second copy).
+        let bound = DPD_TRACKED_IKES_MAX * (crate::limits::NAME_MAX_BYTES + 48);
+        assert!(
+            size <= bound,
+            "size_of::<DpdTracker>() = {size} B > {bound} B"
+        );
     }
 
     #[test]

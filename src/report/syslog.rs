@@ -1045,6 +1045,9 @@ mod tests {
             Delivery::Held
         );
         let server = UnixDatagram::bind(&path).unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         assert_eq!(
             l.send(Level::Warn, format_args!("now in syslog")),
             Delivery::Sent
@@ -1131,30 +1134,35 @@ mod tests {
     fn full_socket_buffer_holds_lines_instead_of_blocking_then_counts_them_lost() {
         let dir = test_dir("full");
         let path = dir.join("log");
-        let _server = UnixDatagram::bind(&path).unwrap(); // never reads
-        let l = SyslogLogger::new(&path, Facility::Daemon);
-        l.start().unwrap();
-        let started = Instant::now();
-        let mut dropped = 0;
-        let mut held = 0;
-        for i in 0..5_000 {
-            match l.send(Level::Info, format_args!("line {i}")) {
-                Delivery::Dropped => dropped += 1,
-                Delivery::Held => held += 1,
-                Delivery::Sent => {}
+        // A server that never reads. The sends run on their own thread and must be done within
+        // the bound: a blocking send fails the test instead of hanging it. The bound only has to
+        // be finite; it is wide because a debug build under qemu on a loaded machine takes
+        // several seconds.
+        let _server = UnixDatagram::bind(&path).unwrap();
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let l = SyslogLogger::new(&path, Facility::Daemon);
+            l.start().unwrap();
+            let (mut dropped, mut held) = (0, 0);
+            for i in 0..5_000 {
+                match l.send(Level::Info, format_args!("line {i}")) {
+                    Delivery::Dropped => dropped += 1,
+                    Delivery::Held => held += 1,
+                    Delivery::Sent => {}
+                }
             }
-        }
+            let _ = done.send((dropped, held, l.counters()));
+        });
+        let (dropped, held, counters) = result
+            .recv_timeout(Duration::from_secs(60))
+            .expect("5 000 sends to a full socket did not finish within 60 s: a send blocks");
         assert!(held > 0, "the receive queue never filled");
         assert!(dropped > 0, "the backlog never filled");
-        assert_eq!(l.counters().dropped, dropped);
+        assert_eq!(counters.dropped, dropped);
         assert_eq!(
-            l.counters().reconnect_failures,
-            0,
+            counters.reconnect_failures, 0,
             "congestion is not a dead syslogd"
         );
-        // A blocking send would hang here for good; the bound only has to be finite. It is wide
-        // because a debug build under qemu on a loaded machine takes several seconds.
-        assert!(started.elapsed() < Duration::from_secs(60));
     }
 
     #[test]
@@ -1170,6 +1178,9 @@ mod tests {
         drop(first);
         std::fs::remove_file(&path).unwrap();
         let second = UnixDatagram::bind(&path).unwrap();
+        second
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         assert_eq!(l.send(Level::Info, format_args!("two")), Delivery::Sent);
         assert!(recv_text(&second).ends_with("]: two"));
         let c = l.counters();

@@ -109,8 +109,12 @@ impl Agent {
         self.log().lines().filter(|l| l.contains(needle)).count()
     }
 
+    /// A counter of the status snapshot, by name. Panics when the snapshot has no such counter
+    /// (or there is no snapshot yet): a renamed or dropped counter must fail the test, not read
+    /// as 0. The snapshot is replaced by `rename`, so a written one is never half there.
     pub fn counter(&self, name: &str) -> u64 {
-        number(&self.json(), name).unwrap_or(0)
+        let json = self.json();
+        number(&json, name).unwrap_or_else(|| panic!("no counter {name:?} in the status: {json:?}"))
     }
 
     pub fn connected(&self) -> bool {

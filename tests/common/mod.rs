@@ -8,13 +8,29 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// Whether the lab tests are switched off on purpose (under qemu, where charon cannot run).
-/// Anywhere else a missing charon or missing root is a failure, not a skip.
+/// Anywhere else a missing charon or missing root is a failure, not a skip; and where every real
+/// component is required (`SWANDOG_REQUIRE_REAL`, set by scripts/test.sh) the switch itself is.
 pub fn lab_disabled(test: &str) -> bool {
     if std::env::var_os("SWANDOG_NO_LAB").is_some() {
-        eprintln!("skipping {test}: SWANDOG_NO_LAB is set (emulated run; the lab needs a real kernel and charon)");
-        return true;
+        return skip_real(
+            test,
+            "SWANDOG_NO_LAB is set (emulated run; the lab needs a real kernel and charon)",
+        );
     }
     false
+}
+
+/// A test that needs a real component this machine lacks (busybox, `unshare`, a syslogd):
+/// prints `SKIPPED` and returns true, so the test returns early; but panics, failing the test,
+/// when `SWANDOG_REQUIRE_REAL` is set (scripts/test.sh sets it: in CI a skip must not pass).
+pub fn skip_real(test: &str, why: &str) -> bool {
+    assert!(
+        std::env::var_os("SWANDOG_REQUIRE_REAL").is_none(),
+        "{test} cannot run: {why}; SWANDOG_REQUIRE_REAL is set (scripts/test.sh), so this is a \
+         failure, not a skip: install what is missing (scripts/setup.sh) or run as root"
+    );
+    eprintln!("SKIPPED {test}: {why}");
+    true
 }
 
 fn lab_script() -> PathBuf {

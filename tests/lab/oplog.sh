@@ -17,7 +17,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$(dirname "$HERE")")
 OUT=${1:-/tmp/swandog-oplog}
-NAME=oplog
+NAME=oplog$$   # per run: never shares a lab with a test suite or another run
 SWANDOG=${SWANDOG:-${CARGO_TARGET_DIR:-$REPO/target}/debug/swandog}
 QUIET_WAIT_S=${QUIET_WAIT_S:-900}
 LAB=$HERE/lab.sh
