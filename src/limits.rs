@@ -19,9 +19,17 @@ pub const BUDGET_HEAP_HIGH_WATER_BYTES: usize = 188 * 1024;
 /// has): not swandog's code but on its heap. Measured 60 777 B (same test, same commit) plus ~8 %.
 pub const BUDGET_SMOL_REACTOR_HEAP_BYTES: usize = 64 * 1024;
 /// Anonymous memory (`Anonymous`, /proc/PID/smaps_rollup) of the static musl binary watching the
-/// lab's three tunnels: the README's figure, no margin. Measured 252-256 KiB up to 52d6ca8
-/// (cross/bench.sh, BENCHMARKS.md; cross/budget.sh); 280-288 KiB on main f24aad0, over budget.
-pub const BUDGET_ANON_KIB: u64 = 256;
+/// lab's three tunnels. The README's goal is 256 KiB: measured 252-256 KiB up to 52d6ca8
+/// (cross/bench.sh, BENCHMARKS.md); 280-296 KiB after the live watch plan (64 watched children in
+/// the boxed agent) and the swanctl.conf reader (its read buffers left in the heap); 256-260 KiB
+/// once the agent's big tables were reserved rather than copied (`agent::table`) and file reads
+/// mapped on their own; `cross/budget.sh` runs on this (busy) machine gave 256-268 KiB, and
+/// /proc/PID/smaps shows the main thread's stack at 56 KiB of it (48 KiB on 8b91000). The
+/// ceiling is today's highest sample plus one page: the goal is recorded as not met, and growth
+/// beyond today's figure fails CI.
+pub const BUDGET_ANON_KIB: u64 = 272;
+/// The README's anonymous-memory goal (cross/budget.sh prints it beside the ceiling).
+pub const BUDGET_ANON_GOAL_KIB: u64 = 256;
 /// Peak RSS (VmHWM) of the same (README: under 1 MiB; measured 636-644 KiB on 52d6ca8, 672-688
 /// KiB on f24aad0).
 pub const BUDGET_PEAK_RSS_KIB: u64 = 1024;
@@ -30,18 +38,19 @@ pub const BUDGET_PEAK_RSS_KIB: u64 = 1024;
 /// (cross/budget.sh); ~3x the highest for a loaded CI box.
 pub const BUDGET_CPU_MS_PER_HOUR: u64 = 7_000;
 /// Stripped static release binaries (cross/build.sh) per target: today's size plus ~1 %, so
-/// growth needs a conscious change here. Measured with `cross/build.sh TARGET...` on main
-/// f24aad0 (the x86_64 build was 390 424 B on 52d6ca8, the router targets 369 688-500 196 B on
-/// 3f2736f: cross/README.md's table).
-pub const BUDGET_STRIPPED_BYTES_X86_64: u64 = 412_000;
-/// See [`BUDGET_STRIPPED_BYTES_X86_64`]: armv7 measured 414 976 B.
-pub const BUDGET_STRIPPED_BYTES_ARMV7: u64 = 419_000;
-/// See [`BUDGET_STRIPPED_BYTES_X86_64`]: aarch64 measured 388 632 B.
-pub const BUDGET_STRIPPED_BYTES_AARCH64: u64 = 392_500;
-/// See [`BUDGET_STRIPPED_BYTES_X86_64`]: mipsel measured 525 960 B.
-pub const BUDGET_STRIPPED_BYTES_MIPSEL: u64 = 531_000;
-/// See [`BUDGET_STRIPPED_BYTES_X86_64`]: mips measured 525 800 B.
-pub const BUDGET_STRIPPED_BYTES_MIPS: u64 = 531_000;
+/// growth needs a conscious change here. Measured with `cross/build.sh TARGET...` on the commit
+/// that merged issues 12-16 (live plan, metrics file, swanctl.conf reader, syslog backlog, config
+/// table): x86_64 451 304 B (390 424 B on 52d6ca8); the router targets' before/after are in
+/// cross/README.md.
+pub const BUDGET_STRIPPED_BYTES_X86_64: u64 = 456_000;
+/// See [`BUDGET_STRIPPED_BYTES_X86_64`]: armv7 measured 453 984 B.
+pub const BUDGET_STRIPPED_BYTES_ARMV7: u64 = 459_000;
+/// See [`BUDGET_STRIPPED_BYTES_X86_64`]: aarch64 measured 422 552 B.
+pub const BUDGET_STRIPPED_BYTES_AARCH64: u64 = 427_000;
+/// See [`BUDGET_STRIPPED_BYTES_X86_64`]: mipsel measured 573 040 B.
+pub const BUDGET_STRIPPED_BYTES_MIPSEL: u64 = 579_000;
+/// See [`BUDGET_STRIPPED_BYTES_X86_64`]: mips measured 573 360 B.
+pub const BUDGET_STRIPPED_BYTES_MIPS: u64 = 579_000;
 /// Issue 3's goal for mipsel, not met yet (cross/README.md says why); cross/build.sh notes it.
 pub const BUDGET_STRIPPED_GOAL_KIB_MIPSEL: u64 = 400;
 

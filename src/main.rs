@@ -338,7 +338,15 @@ extern "C" fn block_reload_signals_before_main() {
 static BLOCK_RELOAD_SIGNALS: extern "C" fn() = block_reload_signals_before_main;
 
 fn main() -> ExitCode {
-    let cli: Cli = argh::from_env();
+    // Parsed on a short-lived thread: argh's generated parser for every config key as a flag
+    // has deep frames, and pages of the main thread's stack stay resident for the whole run.
+    let cli: Cli = match off_main_stack(argh::from_env) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("{}error: {e}", syslog::stderr_tag());
+            return ExitCode::FAILURE;
+        }
+    };
     if !matches!(cli.command, Some(Command::Run(_))) {
         // Short-lived commands keep the default actions (a hang-up ends them).
         let _ = reload_signals().thread_unblock();
