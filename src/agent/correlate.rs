@@ -577,13 +577,7 @@ mod tests {
 
     #[test]
     fn integer_figures_format_like_decimals() {
-        assert_eq!(Percent(931).to_string(), "93.1%");
-        assert_eq!(Percent(1000).to_string(), "100.0%");
-        assert_eq!(Percent(5).to_string(), "0.5%");
-        assert_eq!(Seconds(41_400).to_string(), "41 s");
-        assert_eq!(Seconds(9_949).to_string(), "9.9 s");
-        assert_eq!(Seconds(9_950).to_string(), "10 s");
-        assert_eq!(Hours(11_520_000).to_string(), "3.2 h");
+        // Percent, Seconds and Hours: agent::units' tests.
         assert_eq!(Rate(Some(2_187)).to_string(), "2.19/h");
         assert_eq!(Rate(Some(6)).to_string(), "0.006/h");
         assert_eq!(Rate(Some(12_345)).to_string(), "12.3/h");
