@@ -42,12 +42,12 @@ export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-0}
 # Integration tests that cannot run under qemu-user, space-separated (override with
 # SWANDOG_CROSS_SKIP_TESTS): lab* need the real-strongSwan lab; sysv_script drives the init script
 # through busybox, which must exec the target binary (no binfmt_misc here) and needs
-# prctl(PR_SET_CHILD_SUBREAPER), which qemu-user does not implement; faults, security, soak and
-# busybox_init start the swandog binary as a child process, which a qemu-user test process cannot
+# prctl(PR_SET_CHILD_SUBREAPER), which qemu-user does not implement; faults, security, soak,
+# busybox_init and config_flags start the swandog binary as a child process, which a qemu-user test process cannot
 # exec either
 # (the binary itself is checked below: --version, sas, check against a scripted peer);
 # zero_growth replays 100 000 inputs, minutes under qemu, and proves nothing byte-order related.
-skip=" ${SWANDOG_CROSS_SKIP_TESTS:-sysv_script faults security soak busybox_init zero_growth} "
+skip=" ${SWANDOG_CROSS_SKIP_TESTS:-sysv_script faults security soak busybox_init zero_growth config_flags} "
 test_args=(--lib --bins)
 skipped=()
 for f in tests/*.rs; do
