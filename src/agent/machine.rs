@@ -187,9 +187,8 @@ pub struct Agent {
     conns_reading: bool,
     left_out: u32,
     left_out_first: Option<Name>,
-    /// Children the running `list-conns` added to the watch list (names, then a count).
-    added: Line,
-    added_more: u32,
+    /// Children the running `list-conns` added to the watch list.
+    added: NameList,
     link_up: bool,
     link_since: Millis,
     alerts: bool,
@@ -242,8 +241,7 @@ impl Agent {
             conns_reading: false,
             left_out: 0,
             left_out_first: None,
-            added: Line::new(),
-            added_more: 0,
+            added: NameList::new(LINE_MAX_BYTES - 40),
             link_up: false,
             link_since: 0,
             alerts: false,
@@ -735,8 +733,7 @@ impl Agent {
     /// is now, with no table of it.
     pub fn on_conns_begin(&mut self, _now: Millis) {
         self.conns_reading = true;
-        self.added.clear();
-        self.added_more = 0;
+        self.added = NameList::new(LINE_MAX_BYTES - 40);
         self.left_out = 0;
         self.left_out_first = None;
         self.plan.begin();
@@ -757,7 +754,6 @@ impl Agent {
             plan,
             keeper,
             added,
-            added_more,
             left_out,
             left_out_first,
             ..
@@ -765,16 +761,9 @@ impl Agent {
         plan.conn(
             conn,
             &mut |child, ike, reason| match keeper.watch(child, ike, reason) {
-                Ok(true) => {
-                    // One line per listing for everything added: a dozen children under one
-                    // connection is one line, not a dozen.
-                    let sep = if added.is_empty() { "" } else { ", " };
-                    if added.len() + sep.len() + child.len() <= LINE_MAX_BYTES - 40 {
-                        let _ = write!(added, "{sep}{child}");
-                    } else {
-                        *added_more = added_more.saturating_add(1);
-                    }
-                }
+                // One line per listing for everything added: a dozen children under one
+                // connection is one line, not a dozen.
+                Ok(true) => added.push(child),
                 Ok(false) => {}
                 Err(WatchError::Full | WatchError::NameTooLong) => {
                     *left_out = left_out.saturating_add(1);
@@ -799,31 +788,23 @@ impl Agent {
         self.command_succeeded();
         self.plan.end();
         if !self.added.is_empty() {
-            let more = AndMore(core::mem::take(&mut self.added_more));
-            let text = line(format_args!("watching {}{more}", self.added));
-            self.added.clear();
+            let text = line(format_args!("watching {}", self.added));
+            self.added = NameList::new(LINE_MAX_BYTES - 40);
             self.say(Level::Info, text);
         }
         // Children set aside: one line for those charon dropped, one for those `watch` no longer
         // names (a reload), whatever their number.
-        let (mut gone, mut gone_more, mut unnamed, mut unnamed_more) =
-            (Line::new(), 0u32, Line::new(), 0u32);
-        let mut unconfigured = 0u32;
+        let mut gone = NameList::new(LINE_MAX_BYTES - 120);
+        let mut unnamed = NameList::new(LINE_MAX_BYTES - 120);
         self.keeper
             .end_conns(now, self.plan.is_empty(), &mut |child, configured| {
-                let (names, more) = if configured {
-                    (&mut unnamed, &mut unnamed_more)
+                if configured {
+                    unnamed.push(child);
                 } else {
-                    unconfigured += 1;
-                    (&mut gone, &mut gone_more)
-                };
-                let sep = if names.is_empty() { "" } else { ", " };
-                if names.len() + sep.len() + child.len() <= LINE_MAX_BYTES - 120 {
-                    let _ = write!(names, "{sep}{child}");
-                } else {
-                    *more += 1;
+                    gone.push(child);
                 }
             });
+        let unconfigured = gone.count;
         self.counters.children_unconfigured = self
             .counters
             .children_unconfigured
@@ -832,8 +813,7 @@ impl Agent {
             self.say(
                 Level::Warn,
                 line(format_args!(
-                    "{gone}{}: no longer in charon's configuration (swanctl --load-all dropped it?); not re-initiated until it is configured again",
-                    AndMore(gone_more)
+                    "{gone}: no longer in charon's configuration (swanctl --load-all dropped it?); not re-initiated until it is configured again"
                 )),
             );
         }
@@ -841,8 +821,7 @@ impl Agent {
             self.say(
                 Level::Info,
                 line(format_args!(
-                    "{unnamed}{}: no longer named in `watch`; not kept any more",
-                    AndMore(unnamed_more)
+                    "{unnamed}: no longer named in `watch`; not kept any more"
                 )),
             );
         }
@@ -1139,13 +1118,47 @@ impl Agent {
     }
 }
 
-/// ` and 3 more` after a list of names that did not all fit; nothing for 0.
-struct AndMore(u32);
+/// Names for one line, comma-separated while they fit in `room` bytes, then counted: displays
+/// as `con2_1, con2_2 and 3 more`.
+struct NameList {
+    names: Line,
+    room: usize,
+    /// Names pushed in all.
+    count: u32,
+    /// Names that did not fit.
+    more: u32,
+}
 
-impl core::fmt::Display for AndMore {
+impl NameList {
+    fn new(room: usize) -> NameList {
+        NameList {
+            names: Line::new(),
+            room,
+            count: 0,
+            more: 0,
+        }
+    }
+
+    fn push(&mut self, name: &str) {
+        self.count = self.count.saturating_add(1);
+        let sep = if self.names.is_empty() { "" } else { ", " };
+        if self.names.len() + sep.len() + name.len() <= self.room {
+            let _ = write!(self.names, "{sep}{name}");
+        } else {
+            self.more = self.more.saturating_add(1);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+impl core::fmt::Display for NameList {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        if self.0 > 0 {
-            write!(f, " and {} more", self.0)?;
+        f.write_str(&self.names)?;
+        if self.more > 0 {
+            write!(f, " and {} more", self.more)?;
         }
         Ok(())
     }

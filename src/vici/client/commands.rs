@@ -153,15 +153,7 @@ impl Commands {
             }
             Ok(())
         };
-        self.call(
-            "list-sas",
-            |w| w.key_value(b"noblock", b"yes"),
-            Some("list-sa"),
-            &mut on_event,
-            |_| Ok(()),
-            None,
-        )
-        .await
+        self.list_sa_events(&mut on_event).await
     }
 
     /// `list-sas {noblock = yes}`, each IKE_SA handed to `on_part` in parts of at most
@@ -175,11 +167,20 @@ impl Commands {
             IkeSa::parse_chunked(message, on_part)?;
             Ok(())
         };
+        self.list_sa_events(&mut on_event).await
+    }
+
+    /// `list-sas {noblock = yes}`, each `list-sa` event's message to `on_event` (both views above
+    /// read the same stream; only how an IKE_SA is handed on differs).
+    async fn list_sa_events(
+        &mut self,
+        on_event: &mut dyn FnMut(&[u8]) -> Result<(), ClientError>,
+    ) -> Result<(), ClientError> {
         self.call(
             "list-sas",
             |w| w.key_value(b"noblock", b"yes"),
             Some("list-sa"),
-            &mut on_event,
+            on_event,
             |_| Ok(()),
             None,
         )
